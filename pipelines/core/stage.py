@@ -1,0 +1,45 @@
+"""The one entry point behind every `stages/<name>.py`.
+
+    python -m stages.finetune sentiment [--params params.yaml]
+
+reads the task's block of params.yaml (validated against the task schema), sets threads
+before torch is imported, and calls `pipelines.<task>.steps.<stage>(cfg)`. A PipelineError
+(bad input or config) becomes one line on stderr and exit code 2; anything else is a bug and
+keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+
+from .config import PARAMS_FILE, TASKS, load_task_block
+from .errors import PipelineError
+from .runtime import offline_defaults, set_threads
+
+
+def main(stage: str, argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=f"python -m stages.{stage}", description=f"{stage} stage")
+    parser.add_argument("task", help=f"task family ({', '.join(TASKS)}); 'task=NAME' also accepted")
+    parser.add_argument("--params", default=str(PARAMS_FILE), help="composed params file (default: params.yaml)")
+    parser.add_argument("--dry-run", action="store_true", help="build configs and data pipeline, do not train")
+    args = parser.parse_args(argv)
+    task = args.task.removeprefix("task=")
+    try:
+        cfg = load_task_block(task, args.params)
+        if args.dry_run:
+            cfg.train.dry_run = True
+        threads = cfg.runtime.threads
+        set_threads(int(threads.get(stage, threads.get("default", 1))))
+        offline_defaults()
+        steps = importlib.import_module(f"{TASKS[task]}.steps")
+        fn = getattr(steps, stage, None)
+        if fn is None:
+            raise PipelineError(f"task {task!r} has no stage {stage!r}")
+        t0 = time.time()
+        fn(cfg)
+        print(f"[{task}:{stage}] done in {time.time() - t0:.1f}s", file=sys.stderr)
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

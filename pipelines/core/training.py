@@ -1,0 +1,165 @@
+"""Shared fine-tuning plumbing: PEFT wrapping, parameter counts, TrainingArguments, dry runs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from .errors import PipelineError
+from .models import load_kwargs, read_model_type, resolve, target_modules
+
+PEFT_METHODS = ("lora", "qlora", "full")
+
+
+def count_params(model) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def lora_config(peft_cfg: DictConfig, model_type: str, task_type: str):
+    from peft import LoraConfig
+
+    if peft_cfg.method not in PEFT_METHODS:
+        raise PipelineError(f"peft.method: {peft_cfg.method!r} is not one of {', '.join(PEFT_METHODS)}")
+    if peft_cfg.r <= 0:
+        raise PipelineError(f"peft.r: must be positive, got {peft_cfg.r}")
+    return LoraConfig(
+        task_type=task_type,
+        r=peft_cfg.r,
+        lora_alpha=peft_cfg.lora_alpha,
+        lora_dropout=peft_cfg.lora_dropout,
+        target_modules=target_modules(peft_cfg, model_type),
+        bias=peft_cfg.bias,
+        modules_to_save=list(peft_cfg.modules_to_save) if peft_cfg.modules_to_save else None,
+    )
+
+
+def apply_peft(model, peft_cfg: DictConfig, model_type: str, task_type: str):
+    """Wrap with LoRA (or leave as is for full fine-tuning). Returns (model, summary dict)."""
+    if peft_cfg.method == "full":
+        targets: Any = "all parameters"
+    else:
+        from peft import get_peft_model
+
+        lcfg = lora_config(peft_cfg, model_type, task_type)
+        model = get_peft_model(model, lcfg)
+        targets = sorted(lcfg.target_modules) if not isinstance(lcfg.target_modules, str) else lcfg.target_modules
+    trainable, total = count_params(model)
+    summary = {
+        "method": peft_cfg.method,
+        "target_modules": targets,
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_pct": round(100.0 * trainable / total, 4),
+    }
+    return model, summary
+
+
+def training_arguments(cfg: DictConfig, output_dir: Path, report_to: list[str], **overrides):
+    from transformers import TrainingArguments
+
+    t = cfg.train
+    eval_strategy = t.eval_strategy
+    kw: dict[str, Any] = dict(
+        output_dir=str(output_dir),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        learning_rate=t.learning_rate,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
+        lr_scheduler_type=t.scheduler,
+        max_grad_norm=t.max_grad_norm,
+        logging_strategy="steps",
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        eval_strategy=eval_strategy,
+        eval_steps=t.eval_steps if eval_strategy == "steps" else None,
+        save_strategy=eval_strategy if eval_strategy != "no" else "no",
+        save_steps=t.eval_steps if eval_strategy == "steps" else None,
+        save_total_limit=t.save_total_limit,
+        load_best_model_at_end=t.load_best and eval_strategy != "no",
+        metric_for_best_model=t.metric_for_best if t.load_best and eval_strategy != "no" else None,
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        seed=cfg.runtime.seed,
+        data_seed=cfg.runtime.seed,
+        use_cpu=not _has_cuda(),
+        report_to=report_to,
+        run_name=f"{cfg.task.name}-finetune",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    kw.update(overrides)
+    return TrainingArguments(**kw)
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def build_config(model_cfg: DictConfig, base_models: str | Path, **extra):
+    """The model's HF config without weights: local config.json, hub cache, or the `arch` block."""
+    from transformers import AutoConfig
+
+    src = model_cfg.source
+    if src in ("package", "path"):
+        return AutoConfig.from_pretrained(resolve(model_cfg, base_models), **extra)
+    try:
+        return AutoConfig.from_pretrained(model_cfg.hub_id, **load_kwargs(model_cfg), **extra)
+    except Exception as e:  # offline / not cached: fall back to the architecture facts in the config
+        if not model_cfg.arch:
+            raise PipelineError(
+                f"model.arch: {model_cfg.hub_id} is not reachable ({type(e).__name__}) and the model config has no arch block"
+            ) from None
+        arch = dict(model_cfg.arch)
+        return AutoConfig.for_model(arch.pop("model_type"), **arch, **extra)
+
+
+def memory_estimate(total: int, trainable: int, weight_bytes: float, batch_tokens: int, hidden: int, layers: int) -> dict:
+    """Rough training memory (GiB): weights + grads/Adam states of trainable params + activations."""
+    gib = 1024**3
+    weights = total * weight_bytes
+    optim = trainable * (4 + 4 + 4)  # fp32 grad + two Adam moments
+    # ~ 34 * hidden bytes per token per layer (fp32 activations, no checkpointing), a standard rule of thumb
+    acts = batch_tokens * hidden * layers * 34
+    return {"weights_gib": round(weights / gib, 2), "grads_optimizer_gib": round(optim / gib, 2),
+            "activations_gib": round(acts / gib, 2), "total_gib": round((weights + optim + acts) / gib, 2)}
+
+
+def dry_run_model(cfg: DictConfig, auto_cls_name: str, task_type: str, num_labels: int | None = None) -> dict:
+    """Build the model on the meta device (no weights), apply PEFT, print what would train."""
+    import torch
+    import transformers
+
+    extra = {"num_labels": num_labels} if num_labels else {}
+    hf_cfg = build_config(cfg.model, cfg.paths.base_models, **extra)
+    auto_cls = getattr(transformers, auto_cls_name)
+    with torch.device("meta"):
+        model = auto_cls.from_config(hf_cfg)
+    model, summary = apply_peft(model, cfg.peft, hf_cfg.model_type, task_type)
+    q = cfg.model.quantization
+    weight_bytes = 0.5 if q and q.get("load_in_4bit") else (2 if cfg.model.dtype in ("bfloat16", "float16") else 4)
+    hidden = getattr(hf_cfg, "hidden_size", None) or getattr(hf_cfg, "dim", 768)
+    layers = getattr(hf_cfg, "num_hidden_layers", None) or getattr(hf_cfg, "n_layers", 12)
+    mem = memory_estimate(summary["total_params"], summary["trainable_params"], weight_bytes,
+                          cfg.train.batch_size * 256, hidden, layers)
+    info = {"model": cfg.model.key, "source": cfg.model.source, "hub_id": cfg.model.hub_id,
+            "model_type": hf_cfg.model_type, "auto_class": auto_cls_name, **summary,
+            "quantization": dict(q) if q else None, "memory_estimate": mem}
+    print("[dry-run] model and adapter:\n" + json.dumps(info, indent=2, default=str))
+    return info
+
+
+def read_log_history(trainer) -> list[dict]:
+    return [dict(e) for e in trainer.state.log_history]
+
+
+def model_type_of(cfg: DictConfig) -> str:
+    return read_model_type(resolve(cfg.model, cfg.paths.base_models), cfg.model)

@@ -1,0 +1,1 @@
+"""sentiment: LoRA sequence classification of Steam reviews vs prompting and TF-IDF baselines."""

@@ -1,0 +1,111 @@
+"""Schema of the sentiment task (validated by Hydra and by every stage that reads params.yaml)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from pipelines.core.schema import (
+    ModelConfig,
+    PathsConfig,
+    PeftConfig,
+    RuntimeConfig,
+    TaskInfo,
+    TrackingConfig,
+    TrainConfig,
+)
+
+
+@dataclass
+class LangFilter:
+    enabled: bool = True
+    keep: List[str] = field(default_factory=lambda: ["en"])
+    # Restrict py3langid to languages that plausibly occur in the data: with all 97 of its
+    # languages, short English reviews ("good", "nice") come out as Afrikaans or Somali.
+    candidates: Optional[List[str]] = None
+    # Reviews with at most this many words are kept when they are pure ASCII letters/punct:
+    # language ID is unreliable there, and dropping them biases the data towards long texts.
+    short_ascii_max_words: int = 0
+
+
+@dataclass
+class CleanConfig:
+    min_chars: int = 2
+    dedup: bool = True
+    lang: LangFilter = field(default_factory=LangFilter)
+    balance: bool = True  # downsample every class to the smallest one, as in the study
+    max_per_class: Optional[int] = None
+
+
+@dataclass
+class SplitConfig:
+    val: float = 0.1
+    test: float = 0.2
+
+
+@dataclass
+class DataConfig:
+    source: str = "local"  # local | hub
+    root: str = "../shared/data"
+    file: str = "steam_reviews.csv"
+    hub_name: str = ""  # datasets.load_dataset name when source=hub
+    hub_split: str = "train"
+    text_field: str = "review"
+    label_field: str = "voted_up"
+    labels: List[str] = field(default_factory=lambda: ["negative", "positive"])
+    limit: Optional[int] = None  # subsample after cleaning (tiny-budget runs)
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    max_length: int = 256  # truncation length at tokenize time (no padding to it)
+
+
+@dataclass
+class EvaluateConfig:
+    batch_size: int = 64
+    # extra labelled JSONL files ({review, label}), each reported separately
+    extra_sets: List[str] = field(default_factory=lambda: ["pipelines/sentiment/probe_reviews.jsonl"])
+
+
+@dataclass
+class PromptingConfig:
+    enabled: bool = True
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(key="smollm2-135m"))
+    shots: List[int] = field(default_factory=lambda: [0, 4])  # 0 = zero-shot, k = few-shot
+    # scored by comparing the model's likelihood of each label word, not by parsing text
+    label_words: List[str] = field(default_factory=lambda: ["negative", "positive"])
+    max_examples: Optional[int] = None  # cap on test examples (tiny-budget runs)
+    max_review_chars: int = 600
+    batch_size: int = 8
+
+
+@dataclass
+class TfidfConfig:
+    enabled: bool = True
+    C: float = 4.0
+    word_ngrams: List[int] = field(default_factory=lambda: [1, 2])
+    char_ngrams: List[int] = field(default_factory=lambda: [2, 5])
+
+
+@dataclass
+class BaselinesConfig:
+    prompting: PromptingConfig = field(default_factory=PromptingConfig)
+    tfidf: TfidfConfig = field(default_factory=TfidfConfig)
+
+
+@dataclass
+class ReportConfig:
+    n_examples: int = 8
+
+
+@dataclass
+class SentimentConfig:
+    task: TaskInfo = field(default_factory=lambda: TaskInfo(name="sentiment"))
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(key="minilm"))
+    peft: PeftConfig = field(default_factory=PeftConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)

@@ -1,0 +1,315 @@
+"""Data stages of the sentiment task: download -> clean -> split.
+
+Outputs go under `TaskPaths(cfg).data`; every output is written atomically, and a stage first
+removes its previous outputs so a failed run never leaves stale files that look current.
+All randomness is seeded from `cfg.runtime.seed`: the same inputs give byte-identical files.
+"""
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import sys
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from pipelines.core.errors import PipelineError
+from pipelines.core.io import atomic_path, read_jsonl, remove, sha256_file, write_json, write_jsonl
+from pipelines.core.paths import TaskPaths
+
+_WS = re.compile(r"\s+")
+_ASCII = re.compile(r"[\x20-\x7e]+")
+_ALNUM = re.compile(r"[A-Za-z0-9]")
+
+
+def _log(stage: str, msg: str) -> None:
+    print(f"[sentiment:{stage}] {msg}", flush=True)
+
+
+# ------------------------------------------------------------------------------- download
+def download(cfg: DictConfig) -> None:
+    d, tp = cfg.data, TaskPaths(cfg)
+    raw = tp.data / "raw"
+    remove(raw)
+    with atomic_path(raw) as tmp:
+        tmp.mkdir()
+        dst = tmp / d.file
+        if d.source == "local":
+            src = Path(d.root) / d.file
+            if not src.is_file():
+                raise PipelineError(f"{src}: file not found")
+            shutil.copyfile(src, dst)
+            digest, verified = sha256_file(dst), _verify_checksum(src, dst)
+        elif d.source == "hub":
+            _download_hub(cfg, dst)
+            digest, verified = sha256_file(dst), False
+        else:
+            raise PipelineError(f"data.source: unknown source {d.source!r} (expected local or hub)")
+        manifest = {"file": d.file, "sha256": digest, "source": d.source,
+                    "bytes": dst.stat().st_size, "checksum_verified": verified}
+        if d.source == "hub":
+            manifest.update(hub_name=d.hub_name, hub_split=d.hub_split)
+        write_json(tmp / "manifest.json", manifest)
+    _log("download", f"{d.file}: {manifest['bytes']} bytes, sha256 {digest[:12]}…")
+
+
+def _verify_checksum(src: Path, copy: Path) -> bool:
+    """Check the copy (what later stages read) against `<root>/SHA256SUMS` when it exists."""
+    sums = src.parent / "SHA256SUMS"
+    if not sums.exists():
+        print(f"warning: {sums} not found; {src.name} not verified", file=sys.stderr)
+        return False
+    expected = None
+    for line in sums.read_text(encoding="utf-8").splitlines():
+        parts = line.strip().split(maxsplit=1)
+        if len(parts) == 2 and parts[1].lstrip("*") == src.name:  # `*name` = binary mode
+            expected = parts[0].lower()
+    if expected is None:
+        raise PipelineError(f"{src}: not listed in {sums}")
+    got = sha256_file(copy)
+    if got != expected:
+        raise PipelineError(f"{src}: sha256 mismatch: expected {expected}, got {got} (per {sums})")
+    return True
+
+
+def _download_hub(cfg: DictConfig, dst: Path) -> None:
+    d = cfg.data
+    if not d.hub_name:
+        raise PipelineError("data.hub_name: empty (required when data.source=hub)")
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(d.hub_name, split=d.hub_split)
+    except Exception as e:  # offline / unknown name: a config problem, not a bug
+        raise PipelineError(f"data.hub_name: cannot load {d.hub_name!r} split {d.hub_split!r}: "
+                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    cols = [c for c in (d.text_field, d.label_field, "name") if c in ds.column_names]
+    for field, col in (("data.text_field", d.text_field), ("data.label_field", d.label_field)):
+        if col not in cols:
+            raise PipelineError(f"{d.hub_name}: no column {col!r} ({field}); columns: {', '.join(ds.column_names)}")
+    ds.select_columns(cols).to_pandas().to_csv(dst, index=False)
+
+
+# ---------------------------------------------------------------------------------- clean
+def clean(cfg: DictConfig) -> None:
+    d, c, tp = cfg.data, cfg.data.clean, TaskPaths(cfg)
+    out, stats_path = tp.data / "clean.jsonl", tp.data / "clean_stats.json"
+    for p in (out, stats_path):
+        remove(p)
+    df = _read_raw(cfg, tp.data / "raw" / d.file)
+    seed = int(cfg.runtime.seed)
+    steps: list[dict] = []
+
+    def step(name: str, keep: np.ndarray | None = None, **extra) -> None:
+        nonlocal df
+        before = len(df)
+        if keep is not None:
+            df = df[keep]
+        steps.append({"step": name, "removed": before - len(df), "remaining": len(df), **extra})
+        _log("clean", f"{name}: removed {before - len(df)}, {len(df)} remaining"
+             + "".join(f", {k}={v}" for k, v in extra.items()))
+
+    step("read")
+    norm = df["text"].map(normalise)
+    changed = int((norm != df["text"]).sum())
+    df = df.assign(text=norm)
+    step("normalise", changed=changed)
+    step("min_chars", (df["text"].str.len() >= max(c.min_chars, 1)).to_numpy())
+    if c.dedup:
+        step("dedup", (~df["text"].str.lower().duplicated(keep="first")).to_numpy())
+    lang_info: dict = {}
+    if c.lang.enabled:
+        keep, lang_info = _lang_filter(cfg, df)
+        step("lang", keep)
+    if c.balance or c.max_per_class is not None:
+        step("balance", _balance(df, cfg, seed))
+    if d.limit is not None:
+        step("limit", _stratified_keep(df["label"].to_numpy(), int(d.limit), seed))
+
+    labels = list(d.labels)
+    rows = [{"id": r.id, "text": r.text, "label": int(r.label), "label_name": labels[r.label], "game": r.game}
+            for r in df.itertuples(index=False)]
+    if not rows:
+        raise PipelineError(f"data.clean: no rows left after cleaning {d.file}")
+    classes = {name: int((df["label"] == i).sum()) for i, name in enumerate(labels)}
+    write_jsonl(out, rows)
+    write_json(stats_path, {"file": d.file, "steps": steps, "classes": classes, **lang_info})
+    _log("clean", f"classes: {classes}")
+
+
+def normalise(text: str) -> str:
+    """NFC, then collapse every whitespace run (newlines, tabs, NBSP...) to one space."""
+    return _WS.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def _read_raw(cfg: DictConfig, path: Path):
+    """Read the raw CSV strictly: bad bytes, missing columns and unmappable labels are errors."""
+    import pandas as pd
+
+    d = cfg.data
+    if not path.exists():
+        raise PipelineError(f"{path}: file not found (run the download stage first)")
+    data = path.read_bytes()
+    if not data.strip():
+        raise PipelineError(f"{path}: empty file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise PipelineError(f"{path}: line {line}: not valid UTF-8 (byte {e.start})") from None
+    try:
+        # everything as str and no NA guessing: a review saying "NA" is text, not missing
+        df = pd.read_csv(io.StringIO(text.removeprefix("\ufeff")), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise PipelineError(f"{path}: cannot parse CSV: {str(e).strip().splitlines()[0]}") from None
+    for field in ("text_field", "label_field"):
+        if d[field] not in df.columns:
+            raise PipelineError(f"{path}: no column {d[field]!r} (data.{field}); columns: {', '.join(df.columns)}")
+    if df.empty:
+        raise PipelineError(f"{path}: no rows")
+
+    labels = list(d.labels)
+    mapping = {name.lower(): i for i, name in enumerate(labels)}
+    mapping.update({"false": 0, "0": 0, "true": 1, "1": 1})
+    key = df[d.label_field].str.strip().str.lower()
+    bad = ~key.isin(list(mapping))
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        more = f" (and {int(bad.sum()) - 1} more rows)" if bad.sum() > 1 else ""
+        raise PipelineError(f"{path}: row {i + 1}: {d.label_field}={df[d.label_field].iloc[i]!r} cannot be mapped "
+                            f"to data.labels {labels} (accepted: True/False, 1/0 or a label name){more}")
+    # id from the 1-based data row number: stable across config changes, traceable to the CSV
+    return pd.DataFrame({
+        "id": [f"r{i:06d}" for i in range(1, len(df) + 1)],
+        "text": df[d.text_field],
+        "label": key.map(mapping).astype(int),
+        "game": df["name"] if "name" in df.columns else None,
+    })
+
+
+def language_identifier(candidates=None):
+    """A private py3langid identifier (module-level `set_languages` would mutate global state)."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    if candidates:
+        ident.set_languages(list(candidates))
+    return ident
+
+
+def short_ascii(text: str, max_words: int) -> bool:
+    """Short, pure-ASCII text with at least one letter/digit ("gg", "10/10", not "!!!")."""
+    return (max_words > 0 and len(text.split()) <= max_words
+            and _ASCII.fullmatch(text) is not None and _ALNUM.search(text) is not None)
+
+
+def _lang_filter(cfg: DictConfig, df) -> tuple[np.ndarray, dict]:
+    lc = cfg.data.clean.lang
+    keep_langs, cands = list(lc.keep), (list(lc.candidates) if lc.candidates else None)
+    if cands and not set(keep_langs) <= set(cands):
+        raise PipelineError(f"data.clean.lang.keep: {sorted(set(keep_langs) - set(cands))} not in "
+                            "data.clean.lang.candidates (nothing could be kept)")
+    try:
+        ident = language_identifier(cands)
+    except ValueError as e:
+        raise PipelineError(f"data.clean.lang.candidates: {e}") from None
+    unknown = set(keep_langs) - set(ident.labels)
+    if unknown:
+        raise PipelineError(f"data.clean.lang.keep: unknown language code(s) {sorted(unknown)}")
+    langs = [ident.classify(t)[0] for t in df["text"]]
+    by_lang = np.isin(langs, keep_langs)
+    rescued = np.array([short_ascii(t, lc.short_ascii_max_words) for t in df["text"]], dtype=bool) & ~by_lang
+    keep = by_lang | rescued
+    # a seeded sample of what was dropped, for the report
+    dropped = np.flatnonzero(~keep)
+    pick = np.sort(np.random.default_rng(cfg.runtime.seed).permutation(dropped)[:20])
+    drop_langs = np.array(langs, dtype=object)[~keep]
+    top = sorted(((str(k), int(v)) for k, v in zip(*np.unique(drop_langs, return_counts=True))),
+                 key=lambda kv: (-kv[1], kv[0]))[:15] if len(drop_langs) else []
+    return keep, {
+        "lang_rescued_short_ascii": int(rescued.sum()),
+        "lang_dropped_by_language": dict(top),
+        "lang_dropped_sample": [{"id": df["id"].iloc[i], "lang": langs[i], "text": df["text"].iloc[i][:300]}
+                                for i in pick],
+    }
+
+
+def _balance(df, cfg: DictConfig, seed: int) -> np.ndarray:
+    """Keep mask: with `balance`, every class down to the smallest (capped by max_per_class);
+    without it, only cap classes at max_per_class."""
+    c = cfg.data.clean
+    y = df["label"].to_numpy()
+    counts = np.bincount(y, minlength=len(cfg.data.labels))
+    if c.balance:
+        empty = [cfg.data.labels[i] for i, n in enumerate(counts) if n == 0]
+        if empty:
+            raise PipelineError(f"data.clean.balance: class(es) {empty} have no rows left; cannot balance")
+        target = int(counts.min())
+        if c.max_per_class is not None:
+            target = min(target, int(c.max_per_class))
+    else:
+        target = int(c.max_per_class)
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(len(y), dtype=bool)
+    for cls in range(len(counts)):
+        idx = np.flatnonzero(y == cls)
+        keep[rng.permutation(idx)[:target]] = True
+    return keep
+
+
+def _stratified_keep(y: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Keep mask of a seeded stratified sample of n rows (largest-remainder allocation)."""
+    if n < 1:
+        raise PipelineError(f"data.limit: must be >= 1, got {n}")
+    if n >= len(y):
+        return np.ones(len(y), dtype=bool)
+    classes, counts = np.unique(y, return_counts=True)
+    quota = counts * n / len(y)
+    take = np.floor(quota).astype(int)
+    for i in np.argsort(-(quota - take), kind="stable")[: n - take.sum()]:
+        take[i] += 1
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(len(y), dtype=bool)
+    for cls, k in zip(classes, take):
+        keep[rng.permutation(np.flatnonzero(y == cls))[:k]] = True
+    return keep
+
+
+# ---------------------------------------------------------------------------------- split
+def split(cfg: DictConfig) -> None:
+    from sklearn.model_selection import train_test_split
+
+    d, tp = cfg.data, TaskPaths(cfg)
+    out, stats_path = tp.data / "split", tp.data / "split_stats.json"
+    for p in (out, stats_path):
+        remove(p)
+    val, test = float(d.split.val), float(d.split.test)
+    if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
+        raise PipelineError(f"data.split: need 0 < val, 0 < test and val + test < 1 (got val={val}, test={test})")
+    rows = read_jsonl(tp.data / "clean.jsonl")
+    y = [r["label"] for r in rows]
+    idx = np.arange(len(rows))
+    seed = int(cfg.runtime.seed)
+    try:
+        rest, te = train_test_split(idx, test_size=test, stratify=y, random_state=seed)
+        tr, va = train_test_split(rest, test_size=val / (1 - test), stratify=[y[i] for i in rest], random_state=seed)
+    except ValueError as e:  # too few rows or members of a class for these ratios
+        raise PipelineError(f"data.split: cannot split {len(rows)} rows with val={val}, test={test}: {e}") from None
+    parts = {"train": tr, "val": va, "test": te}
+    for name, ix in parts.items():
+        if len(ix) == 0:
+            raise PipelineError(f"data.split: split {name!r} would be empty ({len(rows)} rows)")
+    labels = list(d.labels)
+    stats = {}
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for name, ix in parts.items():
+            part = [rows[i] for i in sorted(ix)]  # original order: stable, diff-friendly files
+            write_jsonl(tmp / f"{name}.jsonl", part)
+            stats[name] = {"rows": len(part), "classes": {n: sum(r["label"] == i for r in part) for i, n in enumerate(labels)}}
+    write_json(stats_path, stats)
+    for name, s in stats.items():
+        _log("split", f"{name}: {s['rows']} rows {s['classes']}")

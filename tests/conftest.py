@@ -1,0 +1,61 @@
+"""Shared fixtures: composed configs with outputs redirected to a temp dir, stage runner."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.core.config import PROJECT_ROOT, compose, to_plain
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+BASE_MODELS = PROJECT_ROOT / "models" / "base"
+
+
+def make_params(tmp_path: Path, task: str = "sentiment", overrides: list[str] | None = None) -> Path:
+    """Compose `task` with overrides, send all outputs under tmp_path, write a params file."""
+    cfg = compose(task, [
+        f"paths.root={tmp_path}",
+        f"paths.base_models={BASE_MODELS}",
+        "tracking.mode=disabled",
+        *(overrides or []),
+    ])
+    block = to_plain(cfg)
+    # data root is relative to the project in conf/; make it absolute for runs from tmp dirs
+    root = Path(block["data"]["root"])
+    if not root.is_absolute():
+        block["data"]["root"] = str((PROJECT_ROOT / root).resolve())
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({task: block}, sort_keys=False))
+    return path
+
+
+def run_stage(stage: str, params: Path, task: str = "sentiment", check: bool = False) -> subprocess.CompletedProcess:
+    """Run `python -m stages.<stage>` as DVC would, from the project root."""
+    proc = subprocess.run(
+        [sys.executable, "-m", f"stages.{stage}", task, "--params", str(params)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"stage {stage} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture
+def params_factory(tmp_path):
+    def factory(overrides: list[str] | None = None, task: str = "sentiment") -> Path:
+        return make_params(tmp_path, task, overrides)
+
+    return factory
+
+
+def base_model(key: str) -> Path:
+    """Path of a materialised packaged model; the test command materialises them first
+    (`dvc repro download_models`), so a missing one is a failure, not a skip."""
+    path = BASE_MODELS / key
+    assert (path / "config.json").exists(), f"{path} missing: run `make test` (it materialises models first)"
+    return path
