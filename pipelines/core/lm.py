@@ -13,6 +13,7 @@ exactly as it would follow the prompt: with a leading space after a word ("The a
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -21,7 +22,7 @@ from .errors import PipelineError
 from .models import load_kwargs, resolve
 
 
-def load_causal_lm(model_cfg: Any, base_models: str) -> tuple[Any, Any]:
+def load_causal_lm(model_cfg: Any, base_models: str | Path) -> tuple[Any, Any]:
     """(model in eval mode, tokenizer) for a model config (source package|hub|path)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

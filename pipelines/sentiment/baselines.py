@@ -4,6 +4,13 @@
 * Zero/few-shot prompting of a small instruction-tuned causal LM: each label word is scored as
   the start of the assistant's reply (pipelines.core.lm.score_continuations) and the argmax is
   the prediction. Raw argmax, no calibration: the numbers show what prompting gives as is.
+  A label's score is the total probability of the reply starting with its word in either case
+  ("positive" or "Positive"): zero-shot, SmolLM2 starts replies capitalised and puts ~3x more
+  mass on "Positive" than "positive" but more on "negative" than "Negative", so either case
+  alone scores one class with an unfair prior (measured: ~95% resp. ~1% predicted positive on
+  a balanced split). Few-shot answers are lowercase words, and then ~99% of the mass is on
+  them, so the sum changes nothing there. Leading-space variants get <0.1%: the reply starts
+  right after "assistant\n".
 
 Outputs (metrics dir): baselines.json (metrics only, deterministic), baseline_predictions.jsonl
 (one row per method x set x item; label/pred are indices into data.labels) and
@@ -11,6 +18,7 @@ baselines_timing.json (wall-clock, kept apart so baselines.json stays byte-stabl
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -22,18 +30,23 @@ from pipelines.core.io import read_jsonl, write_json, write_jsonl
 from pipelines.core.metrics import classification_metrics
 from pipelines.core.paths import TaskPaths
 
+from .data import read_extra_sets, read_split
+
 
 def baselines(cfg: DictConfig) -> None:
     from pipelines.core.runtime import seed_everything
 
-    seed_everything(cfg.runtime.seed)
     paths = TaskPaths(cfg)
     labels = list(cfg.data.labels)
     # prob_positive is P(label "positive"); a task without one reports its last label
     pos = labels.index("positive") if "positive" in labels else len(labels) - 1
+    # all input checks before anything slow (torch import, model load)
     split = paths.data / "split"
-    train = _read_split(split / "train.jsonl", labels)
-    sets = {"test": _read_split(split / "test.jsonl", labels), **_read_extras(cfg.evaluate.extra_sets, labels)}
+    train = read_split(split / "train.jsonl", labels)
+    sets = {"test": read_split(split / "test.jsonl", labels), **read_extra_sets(cfg.evaluate.extra_sets, labels)}
+    if cfg.baselines.prompting.enabled:
+        _prompting_settings(cfg, labels)
+    seed_everything(cfg.runtime.seed)
 
     results: dict[str, dict] = {}
     preds: list[dict] = []
@@ -69,53 +82,6 @@ def baselines(cfg: DictConfig) -> None:
                  for k in ("accuracy", "macro_f1")})
     finally:
         run.finish()
-
-
-# ----------------------------------------------------------------------------- inputs
-
-def _numbered_rows(path: Path) -> list[tuple[int, dict]]:
-    """Rows with their 1-based line numbers (read_jsonl skips blank lines the same way)."""
-    rows = read_jsonl(path)  # PipelineError for a missing file, bad UTF-8 or JSON
-    with open(path, "rb") as f:
-        lines = [i for i, raw in enumerate(f, 1) if raw.decode("utf-8").strip()]
-    if not rows:
-        raise PipelineError(f"{path}: no rows")
-    return list(zip(lines, rows))
-
-
-def _read_split(path: Path, labels: list[str]) -> list[dict]:
-    out = []
-    for line, row in _numbered_rows(path):
-        text, label = row.get("text"), row.get("label")
-        if not isinstance(text, str):
-            raise PipelineError(f"{path}:{line}: field 'text': expected a string, got {text!r}")
-        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(labels):
-            raise PipelineError(f"{path}:{line}: field 'label': expected an index into {labels}, got {label!r}")
-        out.append({"id": row.get("id", f"{path.stem}:{line}"), "text": text, "label": label})
-    return out
-
-
-def _read_extras(files: list[str], labels: list[str]) -> dict[str, list[dict]]:
-    """Extra labelled sets ({review, label name}), keyed by file stem."""
-    sets: dict[str, list[dict]] = {}
-    for f in files:
-        path = Path(f)
-        name = path.stem
-        if name == "test" or name in sets:
-            raise PipelineError(f"evaluate.extra_sets: {f}: set name {name!r} (the file stem) is already used")
-        rows = []
-        for line, row in _numbered_rows(path):
-            for field in ("review", "label"):
-                if field not in row:
-                    raise PipelineError(f"{path}:{line}: missing field {field!r}")
-            if not isinstance(row["review"], str) or not row["review"].strip():
-                raise PipelineError(f"{path}:{line}: field 'review': expected a non-empty string")
-            if row["label"] not in labels:
-                raise PipelineError(
-                    f"{path}:{line}: field 'label': unknown label {row['label']!r}; expected one of {', '.join(labels)}")
-            rows.append({"id": f"{name}:{line}", "text": row["review"], "label": labels.index(row["label"])})
-        sets[name] = rows
-    return sets
 
 
 # ----------------------------------------------------------------------------- TF-IDF
@@ -164,6 +130,10 @@ def _truncate(text: str, n: int) -> str:
     return (cut[:sp] if sp > n // 2 else cut) + " ..."
 
 
+def _case_variants(word: str) -> list[str]:
+    return list(dict.fromkeys([word, word[:1].lower() + word[1:], word[:1].upper() + word[1:]]))
+
+
 def _or_list(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
@@ -185,19 +155,24 @@ def _few_shot(train: list[dict], k: int, n_labels: int, seed: int) -> list[dict]
     return [train[i] for i in rng.permutation(picked)]
 
 
+def _prompting_settings(cfg, labels: list[str]) -> tuple[list[str], list[int]]:
+    p = cfg.baselines.prompting
+    words = list(p.label_words)
+    if len(words) != len(labels) or len({w.lower() for w in words}) != len(words):
+        raise PipelineError(f"baselines.prompting.label_words: need one distinct word per label in data.labels "
+                            f"{labels} (case-insensitively distinct), got {words}")
+    if any(k < 0 for k in p.shots):
+        raise PipelineError(f"baselines.prompting.shots: must be >= 0, got {list(p.shots)}")
+    return words, sorted(set(p.shots))
+
+
 def _prompting(cfg, paths, train, sets, labels, pos, record, timing) -> None:
     import torch
 
-    from pipelines.core.lm import load_causal_lm, score_continuations
+    from pipelines.core.lm import load_causal_lm
 
     p = cfg.baselines.prompting
-    words = list(p.label_words)
-    if len(words) != len(labels) or len(set(words)) != len(words):
-        raise PipelineError(f"baselines.prompting.label_words: need one distinct word per label in data.labels "
-                            f"{labels}, got {words}")
-    shots = sorted(set(p.shots))
-    if any(k < 0 for k in shots):
-        raise PipelineError(f"baselines.prompting.shots: must be >= 0, got {list(p.shots)}")
+    words, shots = _prompting_settings(cfg, labels)
     if p.max_examples is not None and p.max_examples > 0 and len(sets["test"]) > p.max_examples:
         rng = np.random.default_rng(cfg.runtime.seed)
         keep = np.sort(rng.choice(len(sets["test"]), p.max_examples, replace=False))
@@ -209,27 +184,50 @@ def _prompting(cfg, paths, train, sets, labels, pos, record, timing) -> None:
         raise PipelineError(f"baselines.prompting.model: {p.model.key} has no chat template (use an instruct model)")
     timing["prompting_model"] = {"load_s": round(time.perf_counter() - t0, 3), "threads": torch.get_num_threads()}
 
-    system = (f"You classify the sentiment of video game reviews from Steam. "
-              f"Reply with exactly one word: {_or_list(words)}.")
-    question = f"Is this review {_or_list(words)}?"
-
-    def user(text: str) -> dict:
-        return {"role": "user", "content": f"Review: {_truncate(text, p.max_review_chars)}\n{question}"}
-
     for k in shots:
         method = "zero_shot" if k == 0 else f"few_shot_{k}"
-        turns = [{"role": "system", "content": system}]
-        for ex in _few_shot(train, k, len(labels), cfg.runtime.seed):
-            turns += [user(ex["text"]), {"role": "assistant", "content": words[ex["label"]]}]
+        chosen = _few_shot(train, k, len(labels), cfg.runtime.seed)
+        if chosen:
+            print(f"[baselines] {method} examples: {[ex['id'] for ex in chosen]}", file=sys.stderr)
+        examples = [(ex["text"], ex["label"]) for ex in chosen]
         timing[method] = {}
         for name, rows in sets.items():
-            prompts = [tok.apply_chat_template(turns + [user(r["text"])], add_generation_prompt=True, tokenize=False)
-                       for r in rows]
+            prompts = build_prompts(tok, [r["text"] for r in rows], words, examples, p.max_review_chars)
             t0 = time.perf_counter()
-            # label words exactly as given: the assistant turn starts right after "assistant\n",
-            # so no leading space, and the few-shot answers are the very same tokens
-            scores = score_continuations(model, tok, prompts, words, p.batch_size)
+            scores = label_scores(model, tok, prompts, words, p.batch_size)
             dt = time.perf_counter() - t0
             timing[method][name] = {"n": len(rows), "s": round(dt, 3), "s_per_review": round(dt / len(rows), 4)}
             z = np.exp(scores - scores.max(1, keepdims=True))
             record(method, name, rows, scores.argmax(1), (z / z.sum(1, keepdims=True))[:, pos])
+
+
+def build_prompts(tok, texts: list[str], words: list[str], examples: list[tuple[str, int]],
+                  max_chars: int) -> list[str]:
+    """Chat prompts ending in the generation prompt; few-shot examples are earlier turns whose
+    assistant answer is the bare label word (the format we then score).
+
+    Wording chosen on val + train reviews (never test) among 8 variants: same ranking quality
+    as the best (AUC 0.76) and the least lopsided prior; asking a question ("Is this review
+    negative or positive?") made SmolLM2 answer "Positive" even for "I hate it. Do not buy it."
+    """
+    system = (f"You classify the sentiment of video game reviews from Steam as {_or_list(words)}. "
+              f"Reply with that one word only.")
+
+    def user(text: str) -> dict:
+        return {"role": "user", "content": f"Review: {_truncate(text, max_chars)}"}
+
+    turns = [{"role": "system", "content": system}]
+    for text, label in examples:
+        turns += [user(text), {"role": "assistant", "content": words[label]}]
+    return [tok.apply_chat_template(turns + [user(t)], add_generation_prompt=True, tokenize=False) for t in texts]
+
+
+def label_scores(model, tok, prompts: list[str], words: list[str], batch_size: int) -> np.ndarray:
+    """[n_prompts, n_labels] log-probability that the reply starts with each label word, summed
+    over its case variants (see module doc)."""
+    from pipelines.core.lm import score_continuations
+
+    variants = [_case_variants(w) for w in words]
+    s = score_continuations(model, tok, prompts, [v for vs in variants for v in vs], batch_size)
+    owner = np.array([c for c, vs in enumerate(variants) for _ in vs])
+    return np.stack([np.logaddexp.reduce(s[:, owner == c], axis=1) for c in range(len(words))], 1)

@@ -313,3 +313,49 @@ def split(cfg: DictConfig) -> None:
     write_json(stats_path, stats)
     for name, s in stats.items():
         _log("split", f"{name}: {s['rows']} rows {s['classes']}")
+
+
+# ------------------------------------------------------------------ readers for later stages
+def _numbered_rows(path: Path) -> list[tuple[int, dict]]:
+    """Rows with their 1-based line numbers (read_jsonl skips blank lines the same way)."""
+    rows = read_jsonl(path)  # PipelineError for a missing file, bad UTF-8 or JSON
+    with open(path, "rb") as f:
+        lines = [i for i, raw in enumerate(f, 1) if raw.decode("utf-8").strip()]
+    if not rows:
+        raise PipelineError(f"{path}: no rows")
+    return list(zip(lines, rows))
+
+
+def read_split(path: Path, labels: list[str]) -> list[dict]:
+    out = []
+    for line, row in _numbered_rows(path):
+        text, label = row.get("text"), row.get("label")
+        if not isinstance(text, str):
+            raise PipelineError(f"{path}:{line}: field 'text': expected a string, got {text!r}")
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(labels):
+            raise PipelineError(f"{path}:{line}: field 'label': expected an index into {labels}, got {label!r}")
+        out.append({"id": row.get("id", f"{path.stem}:{line}"), "text": text, "label": label})
+    return out
+
+
+def read_extra_sets(files: list[str], labels: list[str]) -> dict[str, list[dict]]:
+    """Extra labelled sets ({review, label name}), keyed by file stem."""
+    sets: dict[str, list[dict]] = {}
+    for f in files:
+        path = Path(f)
+        name = path.stem
+        if name == "test" or name in sets:
+            raise PipelineError(f"evaluate.extra_sets: {f}: set name {name!r} (the file stem) is already used")
+        rows = []
+        for line, row in _numbered_rows(path):
+            for field in ("review", "label"):
+                if field not in row:
+                    raise PipelineError(f"{path}:{line}: missing field {field!r}")
+            if not isinstance(row["review"], str) or not row["review"].strip():
+                raise PipelineError(f"{path}:{line}: field 'review': expected a non-empty string")
+            if row["label"] not in labels:
+                raise PipelineError(
+                    f"{path}:{line}: field 'label': unknown label {row['label']!r}; expected one of {', '.join(labels)}")
+            rows.append({"id": f"{name}:{line}", "text": row["review"], "label": labels.index(row["label"])})
+        sets[name] = rows
+    return sets

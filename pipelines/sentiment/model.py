@@ -18,6 +18,8 @@ from pipelines.core.paths import TaskPaths
 from pipelines.core.runtime import seed_everything
 from pipelines.core.training import apply_peft, dry_run_model, read_log_history, training_arguments
 
+from .data import read_extra_sets, read_split
+
 SPLITS = ("train", "val", "test")
 FINAL = "final"
 
@@ -60,7 +62,8 @@ def _load_tokenized(tp: TaskPaths):
     path = tp.data / "tokenized"
     if not path.exists():
         raise PipelineError(f"{path}: not found (run the tokenize stage first)")
-    return load_from_disk(str(path))
+    # in memory: transforms (sort, remove_columns) must not write cache files into a DVC output
+    return load_from_disk(str(path), keep_in_memory=True)
 
 
 def _compute_metrics(eval_pred) -> dict:
@@ -107,7 +110,9 @@ def finetune(cfg: DictConfig) -> None:
         callbacks.append(EarlyStoppingCallback(cfg.train.early_stopping_patience))
     trainer = Trainer(
         model=model, args=args,
-        train_dataset=ds["train"].remove_columns(["id"]), eval_dataset=ds["val"].remove_columns(["id"]),
+        train_dataset=ds["train"].remove_columns(["id"]),
+        # length-sorted eval batches pad far less; the order does not change the metrics
+        eval_dataset=ds["val"].sort("length").remove_columns(["id"]),
         data_collator=DataCollatorWithPadding(tok), processing_class=tok,
         compute_metrics=_compute_metrics, callbacks=callbacks,
     )
@@ -173,36 +178,12 @@ def predict(model, tok, texts: list[str], max_length: int, batch_size: int) -> n
     return probs
 
 
-def read_labelled_set(path: str | Path, labels: list[str]) -> list[dict]:
-    """Extra evaluation set: JSONL rows with `review` and `label` (a label name or index)."""
-    path = Path(path)
-    rows = read_jsonl(path)
-    if not rows:
-        raise PipelineError(f"{path}: empty evaluation set")
-    out = []
-    for i, r in enumerate(rows, 1):
-        for field in ("review", "label"):
-            if field not in r:
-                raise PipelineError(f"{path}:{i}: missing field {field!r}")
-        lab = r["label"]
-        if isinstance(lab, str) and lab.lower() in labels:
-            idx = labels.index(lab.lower())
-        elif isinstance(lab, (bool, int)) and 0 <= int(lab) < len(labels):
-            idx = int(lab)
-        else:
-            raise PipelineError(f"{path}:{i}: field 'label' has unknown value {lab!r} (expected one of {labels})")
-        out.append({"id": f"{path.stem}-{i:04d}", "text": str(r["review"]), "label": idx})
-    return out
-
-
 def evaluate(cfg: DictConfig) -> None:
     tp = TaskPaths(cfg)
     labels = list(cfg.data.labels)
     seed_everything(cfg.runtime.seed)
     model, tok = load_finetuned(cfg)
-    sets = {"test": read_jsonl(tp.data / "split" / "test.jsonl")}
-    for extra in cfg.evaluate.extra_sets:
-        sets[Path(extra).stem] = read_labelled_set(extra, labels)
+    sets = {"test": read_split(tp.data / "split" / "test.jsonl", labels), **read_extra_sets(cfg.evaluate.extra_sets, labels)}
     result = {"model": cfg.model.key, "method": cfg.peft.method, "extra": {}}
     pred_rows = []
     run = tracking.start(cfg, "evaluate")

@@ -1,0 +1,127 @@
+"""Every shipped config composes and validates; typos and wrong types fail with a clear error;
+params.yaml is in sync with conf/."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from pipelines.core.config import CONF_DIR, PARAMS_FILE, PROJECT_ROOT, TASKS, compose, load_task_block, validate
+from pipelines.core.errors import PipelineError
+from pipelines.core.params import render
+
+GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "task")
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def test_tasks_registered_match_conf():
+    assert sorted(TASKS) == _options("task")
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_task_default_composes(task):
+    cfg = compose(task)
+    assert cfg.task.name == task
+    validate(task, cfg, "composed")
+
+
+# every option of every group composes with every task that uses that group
+CASES = [(t, g, o) for t in sorted(TASKS) for g in GROUPS for o in _options(g)]
+
+
+@pytest.mark.parametrize("task,group,option", CASES, ids=[f"{t}-{g}={o}" for t, g, o in CASES])
+def test_every_option_composes(task, group, option):
+    cfg = compose(task, [f"{group}={option}"])
+    assert cfg is not None
+
+
+def test_model_option_files_name_their_key():
+    for path in (CONF_DIR / "model").glob("*.yaml"):
+        assert yaml.safe_load(path.read_text())["key"] == path.stem, path
+
+
+def test_typo_key_fails_at_compose():
+    with pytest.raises(ConfigCompositionException) as e:
+        compose("sentiment", ["peft.rank=4"])
+    assert "rank" in str(e.value)
+
+
+def test_wrong_type_fails_at_compose():
+    with pytest.raises((ConfigCompositionException, ValidationError)) as e:
+        compose("sentiment", ["peft.r=four"])
+    assert "r" in str(e.value) and "four" in str(e.value)
+
+
+def test_unknown_group_option_fails():
+    with pytest.raises(ConfigCompositionException) as e:
+        compose("sentiment", ["model=no-such-model"])
+    assert "no-such-model" in str(e.value)
+
+
+def test_params_block_validation_names_the_key(tmp_path):
+    block = yaml.safe_load(PARAMS_FILE.read_text())["sentiment"]
+    block["train"]["learning_rat"] = 0.1
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump({"sentiment": block}))
+    with pytest.raises(PipelineError) as e:
+        load_task_block("sentiment", p)
+    assert "learning_rat" in str(e.value) and str(p) in str(e.value)
+    block["train"].pop("learning_rat")
+    block["train"]["batch_size"] = "sixteen"
+    p.write_text(yaml.safe_dump({"sentiment": block}))
+    with pytest.raises(PipelineError) as e:
+        load_task_block("sentiment", p)
+    assert "batch_size" in str(e.value)
+
+
+def test_stage_reports_typo_in_params_as_one_line(tmp_path):
+    block = yaml.safe_load(PARAMS_FILE.read_text())["sentiment"]
+    block["peft"]["alpha"] = 3
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump({"sentiment": block}))
+    proc = subprocess.run([sys.executable, "-m", "stages.split", "sentiment", "--params", str(p)],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "alpha" in lines[0]
+
+
+def test_unknown_task_is_one_line():
+    proc = subprocess.run([sys.executable, "-m", "stages.clean", "sentimnt"], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown task 'sentimnt'" in proc.stderr
+
+
+def test_params_yaml_in_sync_with_conf():
+    assert PARAMS_FILE.read_text() == render(), "params.yaml is stale: run `python -m pipelines.core.params`"
+
+
+def test_params_check_command_detects_drift(tmp_path, monkeypatch):
+    import pipelines.core.params as params_mod
+
+    stale = tmp_path / "params.yaml"
+    stale.write_text(render().replace("r: 8", "r: 9", 1))
+    monkeypatch.setattr(params_mod, "PARAMS_FILE", stale)
+    assert params_mod.main(["--check"]) == 1
+    stale.write_text(render())
+    assert params_mod.main(["--check"]) == 0
+
+
+def test_dvc_yaml_stage_params_exist_in_params_yaml():
+    """Every params key a DVC stage declares exists (a renamed key would silently untrack it)."""
+    params = yaml.safe_load(PARAMS_FILE.read_text())
+    stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
+    for name, st in stages.items():
+        for key in st.get("params", []):
+            node = params
+            for part in key.split("."):
+                assert isinstance(node, dict) and part in node, f"{name}: params key {key} missing"
+                node = node[part]
