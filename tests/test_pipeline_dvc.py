@@ -96,7 +96,7 @@ def test_tiny_pipeline_runs_end_to_end(repo):
     assert 0 < summary["trainable_params"] < summary["total_params"] and summary["steps"] == 6
     html = (repo / "reports/sentiment/index.html").read_text()
     assert "macro" in html.lower() and "data:image/png;base64," in html
-    assert "Everything is up to date" in _dvc(repo, "repro")
+    assert "Data and pipelines are up to date" in _dvc(repo, "repro")
 
 
 def test_evaluate_knob_reruns_only_evaluate(repo):

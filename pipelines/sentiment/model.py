@@ -92,8 +92,8 @@ def finetune(cfg: DictConfig) -> None:
     import torch
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
+    src = resolve(cfg.model, cfg.paths.base_models)  # config problems first, before any data work
     ds = _load_tokenized(tp)
-    src = resolve(cfg.model, cfg.paths.base_models)
     tok = _tokenizer(cfg)
     model = AutoModelForSequenceClassification.from_pretrained(src, **_label_maps(cfg), **load_kwargs(cfg.model))
     model_type = read_model_type(src, cfg.model)

@@ -1,0 +1,50 @@
+"""Hydra runner: dry runs of the hub (GPU) configs offline, and multirun sweeps into their
+own run directories (never the DVC-tracked default outputs)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import PROJECT_ROOT
+
+
+def _run(args, cwd=PROJECT_ROOT):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
+    return subprocess.run([sys.executable, "-m", "pipelines.run", *args], cwd=cwd,
+                          capture_output=True, text=True, env=env)
+
+
+@pytest.mark.parametrize("model,n_params", [
+    ("deberta-v3-base", 184_000_000), ("roberta-base", 124_000_000), ("distilbert-base-uncased", 66_000_000)])
+def test_gpu_configs_dry_run_offline(tmp_path, model, n_params):
+    proc = _run([f"model={model}", "train=encoder_gpu", "train.dry_run=true", f"hydra.run.dir={tmp_path}/run"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads(proc.stdout.split("[dry-run] model and adapter:\n", 1)[1].split("\n[", 1)[0])
+    assert info["hub_id"] and info["method"] == "lora"
+    assert n_params < info["total_params"] < n_params * 1.05
+    assert 0 < info["trainable_params"] < info["total_params"] / 50
+    assert info["memory_estimate"]["total_gib"] > 0
+    # nothing trained, no weights fetched: only the run's params file (and Hydra's log) exist
+    assert {p.name for p in (tmp_path / "run").iterdir() if not p.name.startswith(".")} <= {"params.yaml", "run.log"}
+
+
+def test_multirun_sweep_gets_one_dir_per_job(tmp_path):
+    proc = _run(["-m", "peft.r=4,8", "peft.targets=qv,qkv", "train.dry_run=true",
+                 f"hydra.sweep.dir={tmp_path}/sweep"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name.isdigit())
+    assert len(jobs) == 4
+    seen = set()
+    for job in jobs:
+        block = yaml.safe_load((job / "params.yaml").read_text())["sentiment"]
+        assert block["paths"]["root"] == str(job)  # outputs of a job stay inside its dir
+        seen.add((block["peft"]["r"], block["peft"]["targets"]))
+    assert seen == {(4, "qv"), (4, "qkv"), (8, "qv"), (8, "qkv")}
+    # the LoRA size printed by each dry run follows its variant
+    trainable = [int(x.split(": ")[1].rstrip(",")) for x in proc.stdout.splitlines() if '"trainable_params"' in x]
+    assert len(set(trainable)) == 4
