@@ -21,19 +21,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from pipelines.core.config import PROJECT_ROOT, register_schemas, to_plain
+from pipelines.core.params import package_models
 
 # stage order per task family (the DVC graph, linearised)
 STAGES: dict[str, list[str]] = {
     "sentiment": ["download", "clean", "split", "tokenize", "finetune", "evaluate", "baselines", "report"],
 }
-
-
-def _package_models(node, found: set[str]) -> None:
-    if isinstance(node, dict):
-        if node.get("source") == "package" and isinstance(node.get("key"), str):
-            found.add(node["key"])
-        for v in node.values():
-            _package_models(v, found)
 
 
 def _run(cmd: list[str]) -> None:
@@ -63,7 +56,7 @@ def main(cfg: DictConfig) -> float | None:
         _run([py, "-m", "stages.finetune", task, "--params", str(params), "--dry-run"])
         return None
     needed: set[str] = set()
-    _package_models(block, needed)
+    package_models(block, needed)
     for key in sorted(needed):
         if not (Path(cfg.paths.base_models) / key / "config.json").exists():
             _run([py, "-m", "stages.download_models", key, "--out", cfg.paths.base_models])

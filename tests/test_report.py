@@ -37,7 +37,7 @@ def write_inputs(tp: TaskPaths, optional: bool = True) -> None:
            for i in range(1, 13)]
     log += [{"eval_loss": 0.5 - 0.05 * e, "eval_macro_f1": 0.8 + 0.02 * e, "eval_accuracy": 0.81 + 0.02 * e,
              "epoch": float(e), "step": 40 * e} for e in (1, 2, 3)]
-    log.append({"train_runtime": 12.5, "train_samples_per_second": 80.1, "train_loss": 0.45, "epoch": 3.0, "step": 120})
+    log.append({"train_loss": 0.45, "epoch": 3.0, "step": 120})  # timings live in train_timing.json
     write_json(tp.models / "train_log.json", log)
     write_json(tp.models / "train_summary.json", {
         "model": "minilm", "method": "lora", "trainable_params": 74_500, "total_params": 22_787_074,
@@ -89,7 +89,7 @@ def test_report_page_and_summary(setup, capsys):
                  "F1 negative", "74,500", "22,787,074", "query, key, value", "min_chars", "917",
                  "changed=77", "muy bueno",
                  "lang_rescued_short_ascii", "<td>ru</td>", "classes.positive", ">321</td>",
-                 "train_runtime", "n_examples: 3", "<details>"):
+                 "train_loss", "n_examples: 3", "<details>"):
         assert text in page, text
     assert "not available" not in page
     # verdict: fine-tuned 35/40 correct beats TF-IDF 32/40

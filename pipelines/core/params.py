@@ -23,15 +23,15 @@ HEADER = """\
 """
 
 
-def _package_models(node, found: set[str]) -> None:
+def package_models(node, found: set[str]) -> None:
     if isinstance(node, dict):
         if node.get("source") == "package" and isinstance(node.get("key"), str):
             found.add(node["key"])
         for v in node.values():
-            _package_models(v, found)
+            package_models(v, found)
     elif isinstance(node, list):
         for v in node:
-            _package_models(v, found)
+            package_models(v, found)
 
 
 # Packaged models materialised even when no default config uses them, so that the documented
@@ -42,7 +42,7 @@ EXTRA_MODELS = ["mpnet"]
 def render() -> str:
     blocks = {task: to_plain(compose(task)) for task in TASKS}
     models: set[str] = set(EXTRA_MODELS)
-    _package_models(blocks, models)
+    package_models(blocks, models)
     doc = {"download": {"models": sorted(models)}, **blocks}
     return HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
 

@@ -127,7 +127,14 @@ def finetune(cfg: DictConfig) -> None:
         trainer.model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "tunedag.json").write_text(json.dumps({"method": cfg.peft.method, "base": src, "model": cfg.model.key}))
-    history = read_log_history(trainer)
+    # wall-clock fields go to train_timing.json so that train_log.json (and the report built
+    # from it) is identical for identical runs
+    history, timings = [], []
+    for entry in read_log_history(trainer):
+        timing = {k: v for k, v in entry.items() if k.endswith(("_runtime", "_per_second"))}
+        history.append({k: v for k, v in entry.items() if k not in timing})
+        if timing:
+            timings.append({"step": entry.get("step"), **timing})
     write_json(tp.models / "train_log.json", history)
     best = trainer.state.best_metric
     write_json(tp.models / "train_summary.json", {
@@ -136,7 +143,7 @@ def finetune(cfg: DictConfig) -> None:
         "epochs": trainer.state.epoch,
     })
     write_json(tp.models / "train_timing.json", {"train_seconds": round(train_seconds, 1),
-                                                  "threads": torch.get_num_threads()})
+                                                  "threads": torch.get_num_threads(), "log": timings})
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: nothing to resume
     print(f"[finetune] {trainer.state.global_step} steps in {train_seconds:.0f}s, best {cfg.train.metric_for_best}={best}")
 

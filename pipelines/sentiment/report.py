@@ -271,9 +271,8 @@ def report(cfg: DictConfig) -> None:
              anchor="results")
 
     if log:
-        final = next((e for e in reversed(log) if "train_runtime" in e), {})
-        facts = [[k, final[k]] for k in ("train_runtime", "train_samples_per_second", "train_loss", "epoch", "step")
-                 if k in final]
+        final = next((e for e in reversed(log) if "train_loss" in e), {})
+        facts = [[k, final[k]] for k in ("train_loss", "epoch", "step") if k in final]
         page.add("Training", H.img(_curves(log), "training and evaluation curves"),
                  H.table(["", "value"], facts) if facts else "", anchor="training")
     else:
