@@ -17,3 +17,22 @@ class TaskPaths:
         self.reports = root / p.reports
         # shared across runs: relative to the project, not to the run dir
         self.base_models = Path(p.base_models)
+
+
+def project_relative(path: str | Path) -> Path:
+    """Resolve a path given relative to the project (e.g. data.root = ../shared/data).
+
+    `dvc exp run --temp` and `dvc queue` run stages in a copy of the repo under
+    `<project>/.dvc/tmp/exps/...`; paths that point outside the repo must still be taken
+    relative to the real project, not to that copy.
+    """
+    p = Path(path)
+    if p.is_absolute():
+        return p
+    base = Path.cwd().resolve()
+    parts = base.parts
+    for i in range(len(parts) - 2):
+        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+            base = Path(*parts[:i])
+            break
+    return base / p

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_path, read_jsonl, remove, sha256_file, write_json, write_jsonl
-from pipelines.core.paths import TaskPaths
+from pipelines.core.paths import TaskPaths, project_relative
 
 _WS = re.compile(r"\s+")
 _ASCII = re.compile(r"[\x20-\x7e]+")
@@ -38,7 +38,7 @@ def download(cfg: DictConfig) -> None:
         tmp.mkdir()
         dst = tmp / d.file
         if d.source == "local":
-            src = Path(d.root) / d.file
+            src = project_relative(d.root) / d.file
             if not src.is_file():
                 raise PipelineError(f"{src}: file not found")
             shutil.copyfile(src, dst)

@@ -14,7 +14,7 @@ from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_path, read_json, read_jsonl, write_json, write_jsonl
 from pipelines.core.metrics import classification_metrics
 from pipelines.core.models import load_kwargs, read_model_type, resolve
-from pipelines.core.paths import TaskPaths
+from pipelines.core.paths import TaskPaths, project_relative
 from pipelines.core.runtime import seed_everything
 from pipelines.core.training import apply_peft, dry_run_model, read_log_history, training_arguments
 
@@ -84,7 +84,7 @@ def finetune(cfg: DictConfig) -> None:
     if cfg.train.dry_run:
         dry_run_model(cfg, "AutoModelForSequenceClassification", "SEQ_CLS", num_labels=len(cfg.data.labels))
         split = tp.data / "split"
-        print(f"[dry-run] data: {cfg.data.source} {Path(cfg.data.root) / cfg.data.file}; split files "
+        print(f"[dry-run] data: {cfg.data.source} {project_relative(cfg.data.root) / cfg.data.file}; split files "
               f"{'present' if split.exists() else 'not built yet'} at {split}; truncation {cfg.data.max_length}, dynamic padding")
         return
 
