@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml requirements-models.txt
 
 repro: setup
 	dvc repro
-	@cat reports/sentiment/summary.md 2>/dev/null || true
+	@cat reports/*/summary.md 2>/dev/null || true
 
 test: setup
 	dvc repro download_models

@@ -26,7 +26,10 @@ from pipelines.core.params import package_models
 # stage order per task family (the DVC graph, linearised)
 STAGES: dict[str, list[str]] = {
     "sentiment": ["download", "clean", "split", "tokenize", "finetune", "evaluate", "baselines", "report"],
+    "extractive_qa": ["download", "clean", "split", "tokenize", "finetune", "evaluate", "baselines", "report"],
 }
+# the headline metric a Hydra sweep optimises / prints, per task
+HEADLINE = {"sentiment": ("eval.json", ("test", "macro_f1")), "extractive_qa": ("eval.json", ("test", "f1"))}
 
 
 def _run(cmd: list[str]) -> None:
@@ -62,12 +65,16 @@ def main(cfg: DictConfig) -> float | None:
             _run([py, "-m", "stages.download_models", key, "--out", cfg.paths.base_models])
     for stage in STAGES[task]:
         _run([py, "-m", f"stages.{stage}", task, "--params", str(params)])
-    metrics = out / cfg.paths.metrics / "eval.json"
-    if metrics.exists():
-        import json
+    fname, keys = HEADLINE[task]
+    metrics = out / cfg.paths.metrics / fname
+    if not metrics.exists():
+        return None
+    import json
 
-        return json.loads(metrics.read_text())["test"]["macro_f1"]
-    return None
+    value = json.loads(metrics.read_text())
+    for k in keys:
+        value = value[k]
+    return value
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 params.yaml is in sync with conf/."""
 from __future__ import annotations
 
+import dataclasses
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ import yaml
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from pipelines.core.config import CONF_DIR, PARAMS_FILE, PROJECT_ROOT, TASKS, compose, load_task_block, validate
+from pipelines.core.config import CONF_DIR, PARAMS_FILE, PROJECT_ROOT, TASKS, compose, load_task_block, task_schema, validate
 from pipelines.core.errors import PipelineError
 from pipelines.core.params import render
 
@@ -33,14 +35,43 @@ def test_task_default_composes(task):
     validate(task, cfg, "composed")
 
 
-# every option of every group composes with every task that uses that group
-CASES = [(t, g, o) for t in sorted(TASKS) for g in GROUPS for o in _options(g)]
+def _fits(task: str, group: str, option: str) -> bool:
+    """An option belongs to a task when its keys are fields of the task's schema for that group
+    (data options are task-specific: a SQuAD file has no label column)."""
+    schema = task_schema(task)
+    field = {f.name: f for f in dataclasses.fields(schema)}.get(group)
+    if field is None:
+        return False
+    group_cls = type(field.default_factory()) if field.default_factory is not dataclasses.MISSING else None
+    keys = set(yaml.safe_load((CONF_DIR / group / f"{option}.yaml").read_text()) or {})
+    return group_cls is None or not dataclasses.is_dataclass(group_cls) or keys <= {f.name for f in dataclasses.fields(group_cls)}
+
+
+# every option of every group composes with every task it belongs to ...
+CASES = [(t, g, o) for t in sorted(TASKS) for g in GROUPS for o in _options(g) if _fits(t, g, o)]
+# ... and composing it with another task fails at compose time, naming a key
+MISFITS = [(t, g, o) for t in sorted(TASKS) for g in GROUPS for o in _options(g) if not _fits(t, g, o)]
 
 
 @pytest.mark.parametrize("task,group,option", CASES, ids=[f"{t}-{g}={o}" for t, g, o in CASES])
 def test_every_option_composes(task, group, option):
     cfg = compose(task, [f"{group}={option}"])
-    assert cfg is not None
+    validate(task, cfg, "composed")
+
+
+@pytest.mark.parametrize("task,group,option", MISFITS, ids=[f"{t}-{g}={o}" for t, g, o in MISFITS])
+def test_option_of_another_task_fails_clearly(task, group, option):
+    with pytest.raises(ConfigCompositionException) as e:
+        compose(task, [f"{group}={option}"])
+    msg = str(e.value)
+    assert f"data/{option}" in msg or f"{group}/{option}" in msg
+    assert re.search(r"Key '\w+' not in '\w+'", msg), msg
+
+
+def test_every_option_belongs_to_some_task():
+    for g in GROUPS:
+        for o in _options(g):
+            assert any(_fits(t, g, o) for t in TASKS), f"{g}/{o}.yaml fits no task schema"
 
 
 def test_model_option_files_name_their_key():

@@ -1,6 +1,6 @@
 """The real pipeline on a tiny budget, run by DVC in a scratch copy of the project:
-every stage runs end to end on a subset of the real data with the real packaged models,
-DVC re-runs only what a param change affects, and the same seed gives identical metrics."""
+every stage of every task runs end to end on a subset of the real data with the real packaged
+models, DVC re-runs only what a param change affects, and the same seed gives identical metrics."""
 from __future__ import annotations
 
 import json
@@ -18,7 +18,18 @@ from pipelines.core.config import PROJECT_ROOT, to_plain, compose
 from pipelines.core.params import render
 
 from conftest import BASE_MODELS, base_model
+import squad_official
 
+TINY_QA = [
+    "data.limit=24",
+    "train.max_steps=4",
+    "train.eval_steps=2",
+    "train.logging_steps=1",
+    "train.batch_size=8",
+    "baselines.generative.max_examples=4",
+    "baselines.generative.max_new_tokens=8",
+    "tracking.mode=disabled",
+]
 TINY = [
     "data.limit=160",
     "train.max_steps=6",
@@ -70,9 +81,11 @@ def repo(tmp_path_factory) -> Path:
     _dvc(repo, "init", "-q")
     # params: the committed defaults with a tiny budget; only the models this run needs
     doc = yaml.safe_load(render().split("\n", 3)[-1])
-    block = to_plain(compose("sentiment", TINY))
-    block["data"]["root"] = str((PROJECT_ROOT / block["data"]["root"]).resolve())
-    doc = {"download": {"models": ["minilm", "smollm2-135m"]}, "sentiment": block}
+    doc = {"download": {"models": ["minilm", "smollm2-135m"]}}
+    for task, overrides in (("sentiment", TINY), ("extractive_qa", TINY_QA)):
+        block = to_plain(compose(task, overrides))
+        block["data"]["root"] = str((PROJECT_ROOT / block["data"]["root"]).resolve())
+        doc[task] = block
     (repo / "params.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     # reuse the materialised models (hard links: instant) and record them without re-running
     for key in doc["download"]["models"]:
@@ -96,7 +109,36 @@ def test_tiny_pipeline_runs_end_to_end(repo):
     assert 0 < summary["trainable_params"] < summary["total_params"] and summary["steps"] == 6
     html = (repo / "reports/sentiment/index.html").read_text()
     assert "macro" in html.lower() and "data:image/png;base64," in html
+    assert {f"extractive_qa_{s}" for s in ("download", "clean", "split", "tokenize", "finetune", "evaluate",
+                                          "baselines", "report")} <= ran
     assert "Data and pipelines are up to date" in _dvc(repo, "repro")
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+
+
+def test_qa_outputs_and_metric_recomputed_independently(repo):
+    """EM/F1 in eval.json equal the official script's on the predictions file, to 1e-6."""
+    ev = json.loads((repo / "metrics/extractive_qa/eval.json").read_text())["test"]
+    preds = _jsonl(repo / "metrics/extractive_qa/predictions.jsonl")
+    test = _jsonl(repo / "data/extractive_qa/split/test.jsonl")
+    assert ev["n"] == len(preds) == len(test) == 24
+    # the references in the predictions file are the test split's answers
+    assert {p["id"]: p["references"] for p in preds} == {r["id"]: [a["text"] for a in r["answers"]] for r in test}
+    official = squad_official.evaluate([(p["id"], p["references"]) for p in preds], {p["id"]: p["prediction"] for p in preds})
+    assert abs(official["exact_match"] - ev["exact_match"]) < 1e-6
+    assert abs(official["f1"] - ev["f1"]) < 1e-6
+    assert ev["normalisation"]["official"]["f1"] == ev["f1"] and "es" in ev["normalisation"]
+    # per-question rows carry what the acceptance asks for
+    assert {"id", "prediction", "references", "em", "f1"} <= set(preds[0])
+    bl = json.loads((repo / "metrics/extractive_qa/baselines.json").read_text())
+    assert bl["untrained"]["test"]["n"] == 24 and bl["generative"]["test"]["n"] == 4 and bl["generative"]["sampled"]
+    # no test article was seen in training
+    titles = {s: {r["title"] for r in _jsonl(repo / f"data/extractive_qa/split/{s}.jsonl")} for s in ("train", "test")}
+    assert not titles["train"] & titles["test"]
+    html = (repo / "reports/extractive_qa/index.html").read_text()
+    assert "F1 by question type" in html and "F1 by answer length" in html and "data:image/png;base64," in html
 
 
 def test_evaluate_knob_reruns_only_evaluate(repo):
@@ -116,9 +158,10 @@ def test_lora_rank_reruns_finetune_onward(repo):
 
 
 def test_same_seed_identical_metrics(repo):
-    before = {p: (repo / p).read_bytes() for p in ("metrics/sentiment/eval.json", "metrics/sentiment/baselines.json")}
-    _dvc(repo, "repro", "-f", "-s", "sentiment_finetune")
-    _dvc(repo, "repro", "-f", "-s", "sentiment_evaluate")
-    _dvc(repo, "repro", "-f", "-s", "sentiment_baselines")
+    files = [f"metrics/{t}/{f}" for t in ("sentiment", "extractive_qa") for f in ("eval.json", "baselines.json")]
+    before = {p: (repo / p).read_bytes() for p in files}
+    for task in ("sentiment", "extractive_qa"):  # bf16 autocast (QA) included
+        for stage in ("finetune", "evaluate", "baselines"):
+            _dvc(repo, "repro", "-f", "-s", f"{task}_{stage}")
     for p, content in before.items():
         assert (repo / p).read_bytes() == content, f"{p} changed between two runs with the same seed"

@@ -33,6 +33,21 @@ def test_gpu_configs_dry_run_offline(tmp_path, model, n_params):
     assert {p.name for p in (tmp_path / "run").iterdir() if not p.name.startswith(".")} <= {"params.yaml", "run.log"}
 
 
+def test_qa_original_setup_dry_runs_offline(tmp_path):
+    """run_qa.py's setup: distilbert-base-uncased on SQuAD (hub), full fine-tune, lr 3e-5."""
+    proc = _run(["task=extractive_qa", "model=distilbert-base-uncased", "data=squad", "train=qa_gpu",
+                 "train.dry_run=true", f"hydra.run.dir={tmp_path}/run"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads(proc.stdout.split("[dry-run] model and adapter:\n", 1)[1].split("\n[", 1)[0])
+    assert info["auto_class"] == "AutoModelForQuestionAnswering" and info["method"] == "full"
+    assert 66_000_000 < info["total_params"] == info["trainable_params"] < 67_000_000
+    block = yaml.safe_load((tmp_path / "run" / "params.yaml").read_text())["extractive_qa"]
+    assert block["train"]["learning_rate"] == 3e-5 and block["train"]["batch_size"] == 12
+    assert block["data"]["source"] == "hub" and block["data"]["hub_name"] == "rajpurkar/squad"
+    assert (block["data"]["max_length"], block["data"]["doc_stride"]) == (384, 128)
+    assert "rajpurkar/squad" in proc.stdout
+
+
 def test_multirun_sweep_gets_one_dir_per_job(tmp_path):
     proc = _run(["-m", "peft.r=4,8", "peft.targets=qv,qkv", "train.dry_run=true",
                  f"hydra.sweep.dir={tmp_path}/sweep"])

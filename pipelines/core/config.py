@@ -23,6 +23,7 @@ PARAMS_FILE = PROJECT_ROOT / "params.yaml"
 # task name -> package; each package has `config.py` (schema class `<X>Config`) and `steps.py`
 TASKS: dict[str, str] = {
     "sentiment": "pipelines.sentiment",
+    "extractive_qa": "pipelines.extractive_qa",
 }
 
 

@@ -92,10 +92,29 @@ def training_arguments(cfg: DictConfig, output_dir: Path, report_to: list[str], 
         report_to=report_to,
         run_name=f"{cfg.task.name}-finetune",
         disable_tqdm=True,
+        bf16=t.bf16,
         dataloader_num_workers=0,
     )
     kw.update(overrides)
     return TrainingArguments(**kw)
+
+
+def ordered_eval_trainer():
+    """A Trainer class whose evaluation keeps the dataset order.
+
+    transformers 5 applies `group_by_length` to the eval sampler too (a seeded shuffle of
+    length-grouped megabatches): metrics that pair predictions with dataset rows by position
+    (QA post-processing maps features back to examples) would read shuffled rows.
+    Train batches stay length-grouped; pre-sort the eval set by length to save padding.
+    """
+    import torch
+    from transformers import Trainer
+
+    class OrderedEvalTrainer(Trainer):
+        def _get_eval_sampler(self, eval_dataset):
+            return torch.utils.data.SequentialSampler(eval_dataset) if eval_dataset is not None else None
+
+    return OrderedEvalTrainer
 
 
 def _has_cuda() -> bool:
@@ -122,6 +141,23 @@ def build_config(model_cfg: DictConfig, base_models: str | Path, **extra):
         return AutoConfig.for_model(arch.pop("model_type"), **arch, **extra)
 
 
+# what each architecture calls its attention-probability dropout
+ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
+
+
+def model_overrides(cfg: DictConfig, hf_config=None) -> dict:
+    """`from_pretrained` kwargs for train-level overrides of the model's own config."""
+    value = cfg.train.attention_dropout
+    if value is None:
+        return {}
+    hf_config = hf_config or build_config(cfg.model, cfg.paths.base_models)
+    keys = [k for k in ATTENTION_DROPOUT_KEYS if hasattr(hf_config, k)]
+    if not keys:
+        raise PipelineError(f"train.attention_dropout: {hf_config.model_type} has none of "
+                            f"{', '.join(ATTENTION_DROPOUT_KEYS)}; set it to null")
+    return {k: float(value) for k in keys}
+
+
 def memory_estimate(total: int, trainable: int, weight_bytes: float, batch_tokens: int, hidden: int, layers: int) -> dict:
     """Rough training memory (GiB): weights + grads/Adam states of trainable params + activations."""
     gib = 1024**3
@@ -140,6 +176,8 @@ def dry_run_model(cfg: DictConfig, auto_cls_name: str, task_type: str, num_label
 
     extra = {"num_labels": num_labels} if num_labels else {}
     hf_cfg = build_config(cfg.model, cfg.paths.base_models, **extra)
+    for k, v in model_overrides(cfg, hf_cfg).items():
+        setattr(hf_cfg, k, v)
     auto_cls = getattr(transformers, auto_cls_name)
     with torch.device("meta"):
         model = auto_cls.from_config(hf_cfg)

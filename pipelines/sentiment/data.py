@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
-import sys
 import unicodedata
 from pathlib import Path
 
@@ -17,8 +15,9 @@ import numpy as np
 from omegaconf import DictConfig
 
 from pipelines.core.errors import PipelineError
-from pipelines.core.io import atomic_path, read_jsonl, remove, sha256_file, write_json, write_jsonl
-from pipelines.core.paths import TaskPaths, project_relative
+from pipelines.core.download import download as core_download, load_hub_dataset
+from pipelines.core.io import atomic_path, read_jsonl, remove, write_json, write_jsonl
+from pipelines.core.paths import TaskPaths
 
 _WS = re.compile(r"\s+")
 _ASCII = re.compile(r"[\x20-\x7e]+")
@@ -31,66 +30,20 @@ def _log(stage: str, msg: str) -> None:
 
 # ------------------------------------------------------------------------------- download
 def download(cfg: DictConfig) -> None:
-    d, tp = cfg.data, TaskPaths(cfg)
-    raw = tp.data / "raw"
-    remove(raw)
-    with atomic_path(raw) as tmp:
-        tmp.mkdir()
-        dst = tmp / d.file
-        if d.source == "local":
-            src = project_relative(d.root) / d.file
-            if not src.is_file():
-                raise PipelineError(f"{src}: file not found")
-            shutil.copyfile(src, dst)
-            digest, verified = sha256_file(dst), _verify_checksum(src, dst)
-        elif d.source == "hub":
-            _download_hub(cfg, dst)
-            digest, verified = sha256_file(dst), False
-        else:
-            raise PipelineError(f"data.source: unknown source {d.source!r} (expected local or hub)")
-        manifest = {"file": d.file, "sha256": digest, "source": d.source,
-                    "bytes": dst.stat().st_size, "checksum_verified": verified}
-        if d.source == "hub":
-            manifest.update(hub_name=d.hub_name, hub_split=d.hub_split)
-        write_json(tmp / "manifest.json", manifest)
-    _log("download", f"{d.file}: {manifest['bytes']} bytes, sha256 {digest[:12]}…")
-
-
-def _verify_checksum(src: Path, copy: Path) -> bool:
-    """Check the copy (what later stages read) against `<root>/SHA256SUMS` when it exists."""
-    sums = src.parent / "SHA256SUMS"
-    if not sums.exists():
-        print(f"warning: {sums} not found; {src.name} not verified", file=sys.stderr)
-        return False
-    expected = None
-    for line in sums.read_text(encoding="utf-8").splitlines():
-        parts = line.strip().split(maxsplit=1)
-        if len(parts) == 2 and parts[1].lstrip("*") == src.name:  # `*name` = binary mode
-            expected = parts[0].lower()
-    if expected is None:
-        raise PipelineError(f"{src}: not listed in {sums}")
-    got = sha256_file(copy)
-    if got != expected:
-        raise PipelineError(f"{src}: sha256 mismatch: expected {expected}, got {got} (per {sums})")
-    return True
-
-
-def _download_hub(cfg: DictConfig, dst: Path) -> None:
     d = cfg.data
-    if not d.hub_name:
-        raise PipelineError("data.hub_name: empty (required when data.source=hub)")
-    import datasets
+    manifest = core_download(d, TaskPaths(cfg).data / "raw", lambda dst: _download_hub(cfg, dst))
+    _log("download", f"{d.file}: {manifest['bytes']} bytes, sha256 {manifest['sha256'][:12]}…")
 
-    try:
-        ds = datasets.load_dataset(d.hub_name, split=d.hub_split)
-    except Exception as e:  # offline / unknown name: a config problem, not a bug
-        raise PipelineError(f"data.hub_name: cannot load {d.hub_name!r} split {d.hub_split!r}: "
-                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+def _download_hub(cfg: DictConfig, dst: Path) -> dict:
+    d = cfg.data
+    ds = load_hub_dataset(d)
     cols = [c for c in (d.text_field, d.label_field, "name") if c in ds.column_names]
     for field, col in (("data.text_field", d.text_field), ("data.label_field", d.label_field)):
         if col not in cols:
             raise PipelineError(f"{d.hub_name}: no column {col!r} ({field}); columns: {', '.join(ds.column_names)}")
     ds.select_columns(cols).to_pandas().to_csv(dst, index=False)
+    return {"hub_name": d.hub_name, "hub_split": d.hub_split}
 
 
 # ---------------------------------------------------------------------------------- clean

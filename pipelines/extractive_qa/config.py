@@ -1,0 +1,119 @@
+"""Schema of the extractive_qa task (validated by Hydra and by every stage that reads params.yaml)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from pipelines.core.schema import (
+    ModelConfig,
+    PathsConfig,
+    PeftConfig,
+    RuntimeConfig,
+    TaskInfo,
+    TrackingConfig,
+    TrainConfig,
+)
+
+
+@dataclass
+class QaCleanConfig:
+    # An answer whose text is not at its answer_start but occurs within this many characters
+    # of it gets its offset repaired (nearest occurrence); farther away it is dropped.
+    repair_window: int = 50
+    # " Denver Broncos " -> "Denver Broncos" with answer_start moved accordingly
+    strip_answers: bool = True
+
+
+@dataclass
+class QaSplitConfig:
+    # shares of questions; whole articles (titles) go to one split, so no test paragraph is seen
+    val: float = 0.1
+    test: float = 0.2
+
+
+@dataclass
+class QaDataConfig:
+    source: str = "local"  # local | hub
+    root: str = "../shared/data"
+    file: str = "squad_es_v1.1_dev_small.json"
+    hub_name: str = ""  # datasets.load_dataset name when source=hub (squad, squad_v2, ...)
+    hub_config: Optional[str] = None
+    hub_split: str = "validation"  # any datasets split expression, e.g. "train+validation"
+    format: str = "auto"  # auto | v1 | v2 (v2: questions without answers are kept as impossible)
+    limit: Optional[int] = None  # max questions per split after splitting (tiny-budget runs)
+    clean: QaCleanConfig = field(default_factory=QaCleanConfig)
+    split: QaSplitConfig = field(default_factory=QaSplitConfig)
+    # tokenisation (HF run_qa.py defaults)
+    max_length: int = 384
+    doc_stride: int = 128  # tokens shared by consecutive windows of a long context
+    max_query_length: int = 64  # longer questions are cut (they would leave no room for context)
+
+
+@dataclass
+class NormalisationConfig:
+    articles: List[str] = field(default_factory=lambda: ["a", "an", "the"])
+    extra_punctuation: str = ""
+
+
+@dataclass
+class QaEvaluateConfig:
+    batch_size: int = 64
+    n_best: int = 20  # candidate spans kept per example
+    max_answer_length: int = 30  # tokens
+    # SQuAD v2: predict "" when null score - best span score exceeds this
+    null_score_diff_threshold: float = 0.0
+    # EM/F1 are reported under every normalisation; `primary` is the headline number
+    normalisation: Dict[str, NormalisationConfig] = field(default_factory=lambda: {
+        "official": NormalisationConfig(),
+        "es": NormalisationConfig(articles=["el", "la", "los", "las", "un", "una", "unos", "unas"],
+                                  extra_punctuation="¿¡«»“”‘’"),
+    })
+    primary: str = "official"
+
+
+@dataclass
+class UntrainedBaselineConfig:
+    # the same encoder before fine-tuning (pretrained body, freshly initialised span head)
+    enabled: bool = True
+    max_examples: Optional[int] = 400  # a seeded sample: its F1 is ~0 and needs no more precision
+
+
+@dataclass
+class GenerativeBaselineConfig:
+    enabled: bool = True
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(key="smollm2-135m"))
+    # a seeded sample of the test split (generation is the slow part of the task on a CPU);
+    # the report scores the fine-tuned model on the same sample
+    max_examples: Optional[int] = 80  # ~1 s per question on 2 cores
+    max_new_tokens: int = 24
+    max_context_chars: int = 2000
+    batch_size: int = 8
+    system_prompt: str = ("Eres un sistema de comprensión lectora. Responde a la pregunta con el fragmento "
+                          "exacto del texto que la contesta, lo más breve posible, sin explicaciones.")
+    user_template: str = "Texto: {context}\n\nPregunta: {question}\n\nRespuesta (fragmento del texto):"
+
+
+@dataclass
+class QaBaselinesConfig:
+    untrained: UntrainedBaselineConfig = field(default_factory=UntrainedBaselineConfig)
+    generative: GenerativeBaselineConfig = field(default_factory=GenerativeBaselineConfig)
+
+
+@dataclass
+class QaReportConfig:
+    n_examples: int = 10
+
+
+@dataclass
+class ExtractiveQaConfig:
+    task: TaskInfo = field(default_factory=lambda: TaskInfo(name="extractive_qa"))
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: QaDataConfig = field(default_factory=QaDataConfig)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(key="minilm"))
+    peft: PeftConfig = field(default_factory=lambda: PeftConfig(method="full"))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(metric_for_best="eval_f1"))
+    evaluate: QaEvaluateConfig = field(default_factory=QaEvaluateConfig)
+    baselines: QaBaselinesConfig = field(default_factory=QaBaselinesConfig)
+    report: QaReportConfig = field(default_factory=QaReportConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
