@@ -3,7 +3,8 @@
     python -m stages.finetune sentiment [--params params.yaml]
 
 reads the task's block of params.yaml (validated against the task schema), sets threads
-before torch is imported, and calls `pipelines.<task>.steps.<stage>(cfg)`. A PipelineError
+before torch is imported, and calls the function that `pipelines.<task>.steps.STAGES[stage]`
+names ("module:function") with the config. A PipelineError
 (bad input or config) becomes one line on stderr and exit code 2; anything else is a bug and
 keeps its traceback.
 """
@@ -33,10 +34,11 @@ def main(stage: str, argv: list[str] | None = None) -> None:
         threads = cfg.runtime.threads
         set_threads(int(threads.get(stage, threads.get("default", 1))))
         offline_defaults()
-        steps = importlib.import_module(f"{TASKS[task]}.steps")
-        fn = getattr(steps, stage, None)
-        if fn is None:
+        target = importlib.import_module(f"{TASKS[task]}.steps").STAGES.get(stage)
+        if target is None:
             raise PipelineError(f"task {task!r} has no stage {stage!r}")
+        module, name = target.split(":")
+        fn = getattr(importlib.import_module(f"{TASKS[task]}.{module}"), name)
         t0 = time.time()
         fn(cfg)
         print(f"[{task}:{stage}] done in {time.time() - t0:.1f}s", file=sys.stderr)

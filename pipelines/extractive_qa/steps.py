@@ -1,55 +1,15 @@
-"""Stage functions of the extractive_qa task (called by stages/<name>.py with the validated config).
+"""Stage name -> "module:function" of the extractive_qa task.
 
-Imports are inside the functions so that each stage only pays for what it uses.
+`pipelines.core.stage` imports the module only when its stage runs, so each stage pays only
+for what it uses.
 """
-from __future__ import annotations
-
-from omegaconf import DictConfig
-
-
-def download(cfg: DictConfig) -> None:
-    from .data import download as run
-
-    run(cfg)
-
-
-def clean(cfg: DictConfig) -> None:
-    from .data import clean as run
-
-    run(cfg)
-
-
-def split(cfg: DictConfig) -> None:
-    from .data import split as run
-
-    run(cfg)
-
-
-def tokenize(cfg: DictConfig) -> None:
-    from .model import tokenize as run
-
-    run(cfg)
-
-
-def finetune(cfg: DictConfig) -> None:
-    from .model import finetune as run
-
-    run(cfg)
-
-
-def evaluate(cfg: DictConfig) -> None:
-    from .model import evaluate as run
-
-    run(cfg)
-
-
-def baselines(cfg: DictConfig) -> None:
-    from .baselines import baselines as run
-
-    run(cfg)
-
-
-def report(cfg: DictConfig) -> None:
-    from .report import report as run
-
-    run(cfg)
+STAGES = {
+    "download": "data:download",
+    "clean": "data:clean",
+    "split": "data:split",
+    "tokenize": "model:tokenize",
+    "finetune": "model:finetune",
+    "evaluate": "model:evaluate",
+    "baselines": "baselines:baselines",
+    "report": "report:report",
+}
