@@ -18,7 +18,7 @@ from pathlib import Path
 import hydra
 import yaml
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from pipelines.core.config import PROJECT_ROOT, register_schemas, to_plain
 from pipelines.core.params import package_models

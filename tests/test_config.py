@@ -6,12 +6,11 @@ import dataclasses
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 from hydra.errors import ConfigCompositionException
-from omegaconf.errors import ConfigKeyError, ValidationError
+from omegaconf.errors import ValidationError
 
 from pipelines.core.config import CONF_DIR, PARAMS_FILE, PROJECT_ROOT, TASKS, compose, load_task_block, task_schema, validate
 from pipelines.core.errors import PipelineError

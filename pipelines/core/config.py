@@ -20,7 +20,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
 PARAMS_FILE = PROJECT_ROOT / "params.yaml"
 
-# task name -> package; each package has `config.py` (schema class `<X>Config`) and `steps.py`
+# task name -> package; each package has `config.py` (schema class `<X>Config`) and the stage
+# modules named in pipelines.core.stage.DEFAULT_STAGES
 TASKS: dict[str, str] = {
     "sentiment": "pipelines.sentiment",
     "extractive_qa": "pipelines.extractive_qa",

@@ -3,8 +3,8 @@
     python -m stages.finetune sentiment [--params params.yaml]
 
 reads the task's block of params.yaml (validated against the task schema), sets threads
-before torch is imported, and calls the function that `pipelines.<task>.steps.STAGES[stage]`
-names ("module:function") with the config. A PipelineError
+before torch is imported, and calls the stage's function ("module:function" in the task
+package, see DEFAULT_STAGES) with the config. A PipelineError
 (bad input or config) becomes one line on stderr and exit code 2; anything else is a bug and
 keeps its traceback.
 """
@@ -18,6 +18,30 @@ import time
 from .config import PARAMS_FILE, TASKS, load_task_block
 from .errors import PipelineError
 from .runtime import offline_defaults, set_threads
+
+
+# Where a stage's function lives in a task package ("module:function"); a package whose
+# layout differs defines its own STAGES in `steps.py`. Modules are imported only when their
+# stage runs, so each stage pays only for what it uses.
+DEFAULT_STAGES = {
+    "download": "data:download",
+    "clean": "data:clean",
+    "split": "data:split",
+    "tokenize": "model:tokenize",
+    "finetune": "model:finetune",
+    "evaluate": "model:evaluate",
+    "baselines": "baselines:baselines",
+    "report": "report:report",
+}
+
+
+def stage_table(task: str) -> dict[str, str]:
+    try:
+        return importlib.import_module(f"{TASKS[task]}.steps").STAGES
+    except ModuleNotFoundError as e:
+        if e.name != f"{TASKS[task]}.steps":
+            raise
+        return DEFAULT_STAGES
 
 
 def main(stage: str, argv: list[str] | None = None) -> None:
@@ -34,7 +58,7 @@ def main(stage: str, argv: list[str] | None = None) -> None:
         threads = cfg.runtime.threads
         set_threads(int(threads.get(stage, threads.get("default", 1))))
         offline_defaults()
-        target = importlib.import_module(f"{TASKS[task]}.steps").STAGES.get(stage)
+        target = stage_table(task).get(stage)
         if target is None:
             raise PipelineError(f"task {task!r} has no stage {stage!r}")
         module, name = target.split(":")

@@ -199,5 +199,42 @@ def read_log_history(trainer) -> list[dict]:
     return [dict(e) for e in trainer.state.log_history]
 
 
+def save_finetuned(cfg: DictConfig, trainer, tok, src: str, summary: dict, train_seconds: float,
+                   ckpt_dir: Path, **extra) -> None:
+    """Write what finetune leaves behind, under `paths.models`: final/ (weights or adapter,
+    tokenizer, tunedag.json), train_log.json, train_summary.json (summary + `extra`) and
+    train_timing.json. Wall-clock fields go only to train_timing.json, so identical runs give
+    identical logs (and reports); checkpoints are removed: a finished run has nothing to resume."""
+    import torch
+
+    from .io import atomic_path, write_json
+    from .paths import TaskPaths
+
+    models = TaskPaths(cfg).models
+    with atomic_path(models / "final") as tmp:
+        trainer.model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "tunedag.json").write_text(json.dumps({"method": cfg.peft.method, "base": src, "model": cfg.model.key}))
+    history, timings = [], []
+    for entry in read_log_history(trainer):
+        timing = {k: v for k, v in entry.items() if k.endswith(("_runtime", "_per_second"))}
+        history.append({k: v for k, v in entry.items() if k not in timing})
+        if timing:
+            timings.append({"step": entry.get("step"), **timing})
+    write_json(models / "train_log.json", history)
+    best = trainer.state.best_metric
+    write_json(models / "train_summary.json", {
+        "model": cfg.model.key, **summary, "best_checkpoint_metric": best,
+        "metric_for_best": cfg.train.metric_for_best, "steps": trainer.state.global_step,
+        "epochs": trainer.state.epoch, **extra,
+    })
+    write_json(models / "train_timing.json", {"train_seconds": round(train_seconds, 1),
+                                              "threads": torch.get_num_threads(), "log": timings})
+    import shutil
+
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    print(f"[finetune] {trainer.state.global_step} steps in {train_seconds:.0f}s, best {cfg.train.metric_for_best}={best}")
+
+
 def model_type_of(cfg: DictConfig) -> str:
     return read_model_type(resolve(cfg.model, cfg.paths.base_models), cfg.model)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
@@ -16,7 +15,7 @@ from pipelines.core.models import load_kwargs, read_model_type, resolve
 from pipelines.core.paths import TaskPaths, project_relative
 from pipelines.core.runtime import seed_everything
 from pipelines.core.training import (apply_peft, dry_run_model, model_overrides, ordered_eval_trainer,
-                                     read_log_history, training_arguments)
+                                     save_finetuned, training_arguments)
 
 from .data import SPLITS, read_split
 from .features import prepare_features
@@ -128,7 +127,6 @@ def finetune(cfg: DictConfig) -> None:
         return
 
     seed_everything(cfg.runtime.seed)
-    import torch
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback
 
     src = resolve(cfg.model, cfg.paths.base_models)  # config problems first, before any data work
@@ -163,29 +161,8 @@ def finetune(cfg: DictConfig) -> None:
     run.summary.update({"trainable_params": summary["trainable_params"], "total_params": summary["total_params"]})
     run.finish()
 
-    final = tp.models / FINAL
-    with atomic_path(final) as tmp:
-        trainer.model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        (tmp / "tunedag.json").write_text(json.dumps({"method": cfg.peft.method, "base": src, "model": cfg.model.key}))
-    history, timings = [], []
-    for entry in read_log_history(trainer):  # wall-clock apart: identical runs, identical logs
-        timing = {k: v for k, v in entry.items() if k.endswith(("_runtime", "_per_second"))}
-        history.append({k: v for k, v in entry.items() if k not in timing})
-        if timing:
-            timings.append({"step": entry.get("step"), **timing})
-    write_json(tp.models / "train_log.json", history)
-    write_json(tp.models / "train_summary.json", {
-        "model": cfg.model.key, **summary, "best_checkpoint_metric": trainer.state.best_metric,
-        "metric_for_best": cfg.train.metric_for_best, "steps": trainer.state.global_step,
-        "epochs": trainer.state.epoch, "train_features": len(ds["train"]), "bf16": bool(cfg.train.bf16),
-    })
-    write_json(tp.models / "train_timing.json", {"train_seconds": round(train_seconds, 1),
-                                                  "threads": torch.get_num_threads(), "log": timings})
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
-    print(f"[finetune] {trainer.state.global_step} steps in {train_seconds:.0f}s, "
-          f"best {cfg.train.metric_for_best}={trainer.state.best_metric}")
-
+    save_finetuned(cfg, trainer, tok, src, summary, train_seconds, ckpt_dir,
+                   train_features=len(ds["train"]), bf16=bool(cfg.train.bf16))
 
 def load_finetuned(cfg: DictConfig):
     final = TaskPaths(cfg).models / FINAL

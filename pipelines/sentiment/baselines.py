@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
 
 from pipelines.core.errors import PipelineError
-from pipelines.core.io import read_jsonl, write_json, write_jsonl
+from pipelines.core.io import write_json, write_jsonl
 from pipelines.core.metrics import classification_metrics
 from pipelines.core.paths import TaskPaths
 

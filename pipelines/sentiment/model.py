@@ -4,19 +4,18 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
 
 from pipelines.core import tracking
 from pipelines.core.errors import PipelineError
-from pipelines.core.io import atomic_path, read_json, read_jsonl, write_json, write_jsonl
+from pipelines.core.io import atomic_path, read_jsonl, write_json, write_jsonl
 from pipelines.core.metrics import classification_metrics
 from pipelines.core.models import load_kwargs, read_model_type, resolve
 from pipelines.core.paths import TaskPaths, project_relative
 from pipelines.core.runtime import seed_everything
-from pipelines.core.training import apply_peft, dry_run_model, read_log_history, training_arguments
+from pipelines.core.training import apply_peft, dry_run_model, save_finetuned, training_arguments
 
 from .data import read_extra_sets, read_split
 
@@ -89,7 +88,6 @@ def finetune(cfg: DictConfig) -> None:
         return
 
     seed_everything(cfg.runtime.seed)
-    import torch
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
     src = resolve(cfg.model, cfg.paths.base_models)  # config problems first, before any data work
@@ -122,31 +120,7 @@ def finetune(cfg: DictConfig) -> None:
     run.summary.update({"trainable_params": summary["trainable_params"], "total_params": summary["total_params"]})
     run.finish()
 
-    final = tp.models / FINAL
-    with atomic_path(final) as tmp:
-        trainer.model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        (tmp / "tunedag.json").write_text(json.dumps({"method": cfg.peft.method, "base": src, "model": cfg.model.key}))
-    # wall-clock fields go to train_timing.json so that train_log.json (and the report built
-    # from it) is identical for identical runs
-    history, timings = [], []
-    for entry in read_log_history(trainer):
-        timing = {k: v for k, v in entry.items() if k.endswith(("_runtime", "_per_second"))}
-        history.append({k: v for k, v in entry.items() if k not in timing})
-        if timing:
-            timings.append({"step": entry.get("step"), **timing})
-    write_json(tp.models / "train_log.json", history)
-    best = trainer.state.best_metric
-    write_json(tp.models / "train_summary.json", {
-        "model": cfg.model.key, **summary, "best_checkpoint_metric": best,
-        "metric_for_best": cfg.train.metric_for_best, "steps": trainer.state.global_step,
-        "epochs": trainer.state.epoch,
-    })
-    write_json(tp.models / "train_timing.json", {"train_seconds": round(train_seconds, 1),
-                                                  "threads": torch.get_num_threads(), "log": timings})
-    shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: nothing to resume
-    print(f"[finetune] {trainer.state.global_step} steps in {train_seconds:.0f}s, best {cfg.train.metric_for_best}={best}")
-
+    save_finetuned(cfg, trainer, tok, src, summary, train_seconds, ckpt_dir)
 
 def load_finetuned(cfg: DictConfig):
     """The fine-tuned classifier (LoRA adapter merged for speed, or the full model)."""
