@@ -27,9 +27,12 @@ from pipelines.core.params import package_models
 STAGES: dict[str, list[str]] = {
     "sentiment": ["download", "clean", "split", "tokenize", "finetune", "evaluate", "baselines", "report"],
     "extractive_qa": ["download", "clean", "split", "tokenize", "finetune", "evaluate", "baselines", "report"],
+    "instruct": ["download", "clean", "split", "tokenize", "finetune", "evaluate", "baselines", "report"],
+    "qgen_es": ["download", "clean", "split", "tokenize", "finetune", "evaluate", "baselines", "report"],
 }
 # the headline metric a Hydra sweep optimises / prints, per task
-HEADLINE = {"sentiment": ("eval.json", ("test", "macro_f1")), "extractive_qa": ("eval.json", ("test", "f1"))}
+HEADLINE = {"sentiment": ("eval.json", ("test", "macro_f1")), "extractive_qa": ("eval.json", ("test", "f1")),
+            "instruct": ("eval.json", ("test", "rouge_l")), "qgen_es": ("eval.json", ("test", "count_ok"))}
 
 
 def _run(cmd: list[str]) -> None:

@@ -41,6 +41,16 @@ TINY = [
     "baselines.prompting.shots=[0,2]",
     "tracking.mode=disabled",
 ]
+TINY_SFT = [
+    "train.max_steps=2",
+    "train.eval_steps=1",
+    "train.logging_steps=1",
+    "train.batch_size=2",
+    "evaluate.generation.max_new_tokens=12",
+    "tracking.mode=disabled",
+]
+TINY_INSTRUCT = [*TINY_SFT, "data.limit=12", "evaluate.generation.max_examples=3"]
+TINY_QGEN = [*TINY_SFT, "data.limit=6", "data.test_inputs=2", "data.wiki.limit=2", "evaluate.few_shot_k=1"]
 COPY = ["dvc.yaml", "stages", "pipelines", "conf", "requirements-models.txt", "pyproject.toml"]
 
 
@@ -82,7 +92,8 @@ def repo(tmp_path_factory) -> Path:
     # params: the committed defaults with a tiny budget; only the models this run needs
     doc = yaml.safe_load(render().split("\n", 3)[-1])
     doc = {"download": {"models": ["minilm", "smollm2-135m"]}}
-    for task, overrides in (("sentiment", TINY), ("extractive_qa", TINY_QA)):
+    for task, overrides in (("sentiment", TINY), ("extractive_qa", TINY_QA), ("instruct", TINY_INSTRUCT),
+                            ("qgen_es", TINY_QGEN)):
         block = to_plain(compose(task, overrides))
         block["data"]["root"] = str((PROJECT_ROOT / block["data"]["root"]).resolve())
         doc[task] = block
@@ -111,7 +122,29 @@ def test_tiny_pipeline_runs_end_to_end(repo):
     assert "macro" in html.lower() and "data:image/png;base64," in html
     assert {f"extractive_qa_{s}" for s in ("download", "clean", "split", "tokenize", "finetune", "evaluate",
                                           "baselines", "report")} <= ran
+    for task in ("instruct", "qgen_es"):
+        assert {f"{task}_{s}" for s in ("download", "clean", "split", "tokenize", "finetune", "evaluate",
+                                        "baselines", "report")} <= ran
     assert "Data and pipelines are up to date" in _dvc(repo, "repro")
+
+
+def test_sft_tasks_outputs(repo):
+    ins = json.loads((repo / "metrics/instruct/eval.json").read_text())["test"]
+    assert ins["n_generated"] == 3 and 0 <= ins["rouge_l"] <= 1 and 0 <= ins["eos_rate"] <= 1 and ins["loss"] > 0
+    assert json.loads((repo / "metrics/instruct/baselines.json").read_text())["base"]["test"]["n_generated"] == 3
+    summary = json.loads((repo / "models/instruct/train_summary.json").read_text())
+    assert summary["steps"] == 2 and summary["pad"]["pad_token"] == "<|endoftext|>" and not summary["train_on_inputs"]
+    assert "ROUGE-L" in (repo / "reports/instruct/index.html").read_text()
+    q = json.loads((repo / "metrics/qgen_es/eval.json").read_text())
+    assert q["test"]["n"] == 4 and set(q["by_source"]) == {"squad", "wiki"}
+    bl = json.loads((repo / "metrics/qgen_es/baselines.json").read_text())
+    assert set(bl) == {"zero_shot", "system_prompt", "few_shot"} and all(v["test"]["n"] == 4 for v in bl.values())
+    html = (repo / "reports/qgen_es/index.html").read_text()
+    for mode in ("zero-shot", "system prompt", "few-shot", "fine-tuned"):
+        assert f"<td>{mode}</td>" in html, mode
+    inputs = _jsonl(repo / "data/qgen_es/split/inputs.jsonl")
+    train_titles = {r["title"] for r in _jsonl(repo / "data/qgen_es/split/train.jsonl")}
+    assert not {r["title"] for r in inputs if r["source"] == "squad"} & train_titles
 
 
 def _jsonl(path: Path) -> list[dict]:

@@ -76,3 +76,20 @@ def test_real_tiny_run_outside_dvc(tmp_path):
     assert ev["test"]["n"] == 24 and ev["extra"] == {}
     assert {"tfidf", "zero_shot"} <= set(json.loads((run / "metrics/sentiment/baselines.json").read_text()))
     assert (run / "reports/sentiment/index.html").exists()
+
+
+@pytest.mark.parametrize("task", ["instruct", "qgen_es"])
+def test_llama31_8b_qlora_dry_runs_offline(tmp_path, task):
+    """The original GPU setup: composes, prints model / quantisation / LoRA / memory, downloads nothing."""
+    proc = _run([f"task={task}", "experiment=llama31_8b_qlora", "train.dry_run=true", f"hydra.run.dir={tmp_path}/run"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads(proc.stdout.split("[dry-run] model and adapter:\n", 1)[1].split("\n[", 1)[0])
+    assert info["hub_id"] == "meta-llama/Llama-3.1-8B-Instruct" and info["method"] == "qlora"
+    assert 8.0e9 < info["total_params"] < 8.1e9  # Llama-3.1-8B built on the meta device
+    assert info["quantization"]["bnb_4bit_quant_type"] == "nf4" and info["quantization"]["bnb_4bit_use_double_quant"]
+    assert sorted(info["target_modules"]) == ["k_proj", "o_proj", "q_proj", "v_proj"]
+    assert 0 < info["trainable_params"] < info["total_params"] / 100
+    # 4-bit weights: a few GiB, far below the 16 GB of bf16 weights
+    assert 3 < info["memory_estimate"]["weights_gib"] < 8, info["memory_estimate"]
+    assert "gradient_checkpointing=True" in proc.stdout
+    assert {p.name for p in (tmp_path / "run").iterdir() if not p.name.startswith(".")} <= {"params.yaml", "run.log"}

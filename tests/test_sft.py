@@ -1,0 +1,124 @@
+"""Causal-LM SFT plumbing on the real SmolLM2 tokenizer/model: formats, prompt masking through
+TRL's collator and the loss, the distinct pad token, dead examples, generation stop tokens."""
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from pipelines.core import sft
+from pipelines.core.errors import PipelineError
+
+from conftest import base_model
+
+EXAMPLES = [
+    {"id": "a", "instruction": "Name a primary colour.", "input": "", "output": "Red."},
+    {"id": "b", "instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour."},
+    {"id": "c", "instruction": "Sum the numbers.", "input": "2, 3 and 4", "output": "The sum is 9."},
+]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from transformers import AutoTokenizer
+
+    t = AutoTokenizer.from_pretrained(base_model("smollm2-135m"))
+    sft.ensure_pad_token(t)
+    return t
+
+
+@pytest.fixture(scope="module")
+def model():
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(base_model("smollm2-135m")).eval()
+
+
+def _prompt_cfg(fmt: str, train_on_inputs: bool = False):
+    return OmegaConf.create({"format": fmt, "system_prompt": "", "train_on_inputs": train_on_inputs})
+
+
+def test_smollm2_pad_token_made_distinct_from_eos():
+    from transformers import AutoTokenizer
+
+    t = AutoTokenizer.from_pretrained(base_model("smollm2-135m"))
+    assert t.pad_token_id == t.eos_token_id  # the problem: padding would mask the EOS label away
+    info = sft.ensure_pad_token(t)
+    assert info["changed"] and t.pad_token_id != t.eos_token_id and t.pad_token == "<|endoftext|>"
+
+
+@pytest.mark.parametrize("fmt", sft.FORMATS)
+def test_prompt_masking_labels(tok, fmt):
+    rows, counts = sft.encode_examples(tok, EXAMPLES, _prompt_cfg(fmt), max_length=256)
+    assert counts == {"kept": 3, "dropped_too_long": 0, "dropped_empty_output": 0}
+    for r, ex in zip(rows, EXAMPLES):
+        n = r["prompt_len"]
+        assert r["labels"][:n] == [-100] * n  # no prompt token is learned
+        assert r["labels"][n:] == r["input_ids"][n:] and len(r["labels"][n:]) > 0
+        completion = tok.decode(r["input_ids"][n:])
+        assert ex["output"] in completion
+        # the sequence ends with a stop token the generator will stop on
+        assert r["input_ids"][-1] in sft.stop_token_ids(tok, fmt) or r["input_ids"][-2] in sft.stop_token_ids(tok, fmt)
+        # the prompt is exactly what generation feeds
+        prompt, _ = sft.render(fmt, tok, ex["instruction"], ex["input"])
+        assert r["input_ids"][:n] == tok(prompt, add_special_tokens=sft.add_special_tokens(fmt))["input_ids"]
+    full, _ = sft.encode_examples(tok, EXAMPLES, _prompt_cfg(fmt, train_on_inputs=True), max_length=256)
+    assert all(r["labels"] == r["input_ids"] for r in full)
+
+
+def test_masked_prompt_contributes_nothing_to_the_loss(tok, model):
+    """Through TRL's collator and the trainer's loss: changing prompt tokens' targets leaves the loss
+    unchanged, padding is -100, and the loss equals the mean NLL of the completion tokens only."""
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    rows, _ = sft.encode_examples(tok, EXAMPLES, _prompt_cfg("alpaca"), max_length=256)
+    collate = DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id)
+    batch = collate([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
+    L = batch["input_ids"].shape[1]
+    for j, r in enumerate(rows):
+        n = len(r["input_ids"])
+        assert batch["labels"][j, :n].tolist() == r["labels"]
+        assert (batch["labels"][j, n:] == -100).all()  # padding is never learned
+    with torch.no_grad():
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    lp = torch.log_softmax(logits[:, :-1].float(), -1)
+    tgt = batch["labels"][:, 1:]
+    mask = tgt != -100
+    manual = -(lp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask).sum() / mask.sum()
+    torch.testing.assert_close(out.loss, manual, rtol=1e-4, atol=1e-4)
+    n_prompt = sum(r["prompt_len"] for r in rows)
+    assert int(mask.sum()) == sum(len(r["input_ids"]) for r in rows) - n_prompt - 0 * L
+
+
+def test_example_with_no_learned_token_is_refused(tok, tmp_path):
+    rows, counts = sft.encode_examples(tok, [*EXAMPLES, {"id": "d", "instruction": "x", "input": "", "output": "  "}],
+                                       _prompt_cfg("alpaca"), max_length=256)
+    assert counts["dropped_empty_output"] == 1 and len(rows) == 3
+    dead = {**rows[0], "labels": [-100] * len(rows[0]["labels"])}
+    with pytest.raises(PipelineError, match=r"1 train example\(s\) have no learned token \(e.g. a\)"):
+        sft.save_tokenized(tmp_path / "tok", tok, {"train": [dead]}, {})
+    assert not (tmp_path / "tok").exists()
+
+
+def test_too_long_examples_are_dropped_not_cut(tok):
+    rows, counts = sft.encode_examples(tok, EXAMPLES, _prompt_cfg("alpaca"), max_length=40)
+    assert counts["dropped_too_long"] == 3 - len(rows) > 0
+    assert all(len(r["input_ids"]) <= 40 for r in rows)
+
+
+def test_render_messages_few_shot_chat(tok):
+    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "U1"}, {"role": "assistant", "content": "A1"},
+            {"role": "user", "content": "U2"}]
+    text = sft.render_messages("chat", tok, msgs)
+    assert text.index("S") < text.index("U1") < text.index("A1") < text.index("U2")
+    assert text.endswith("<|im_start|>assistant\n")
+    alpaca = sft.render_messages("alpaca", tok, msgs)
+    assert alpaca.count("### Instruction:") == 2 and alpaca.endswith("### Response:\n")
+    with pytest.raises(PipelineError, match="must end with a user turn"):
+        sft.render_messages("chat", tok, msgs[:3])
+
+
+def test_unknown_format_is_a_config_error(tok):
+    with pytest.raises(PipelineError, match="prompt.format: 'vicuna' is not one of alpaca, chat, phi3"):
+        sft.render("vicuna", tok, "x")
