@@ -191,9 +191,10 @@ def test_lora_rank_reruns_finetune_onward(repo):
 
 
 def test_same_seed_identical_metrics(repo):
-    files = [f"metrics/{t}/{f}" for t in ("sentiment", "extractive_qa") for f in ("eval.json", "baselines.json")]
+    tasks = ("sentiment", "extractive_qa", "instruct", "qgen_es")
+    files = [f"metrics/{t}/{f}" for t in tasks for f in ("eval.json", "baselines.json")]
     before = {p: (repo / p).read_bytes() for p in files}
-    for task in ("sentiment", "extractive_qa"):  # bf16 autocast (QA) included
+    for task in tasks:  # bf16 autocast (QA, SFT) included
         for stage in ("finetune", "evaluate", "baselines"):
             _dvc(repo, "repro", "-f", "-s", f"{task}_{stage}")
     for p, content in before.items():

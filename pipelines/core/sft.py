@@ -391,6 +391,33 @@ def finetune(cfg: DictConfig) -> None:
                    train_on_inputs=bool(cfg.prompt.train_on_inputs), pad=pad)
 
 
+def tokenize_stage(cfg: DictConfig, read_examples, splits: Sequence[str] = ("train", "val", "test")) -> None:
+    """The tokenize stage of an SFT task: `read_examples(split)` gives dicts with
+    instruction/input/output[/system]; writes <data>/tokenized and tokenize_stats.json."""
+    from .io import write_json
+    from .paths import TaskPaths
+
+    tp = TaskPaths(cfg)
+    if cfg.train.dry_run:
+        print(f"[dry-run] tokenize: {tp.data / 'split'} with {cfg.model.key}, format {cfg.prompt.format}, "
+              f"train_on_inputs={cfg.prompt.train_on_inputs}, max_length {cfg.sft.max_length}")
+        return
+    check_format(cfg.prompt.format)
+    tok = load_tokenizer(cfg)
+    pad = ensure_pad_token(tok, distinct=cfg.sft.distinct_pad_token)
+    rows, counts = {}, {}
+    for name in splits:
+        rows[name], counts[name] = encode_examples(tok, read_examples(name), cfg.prompt, cfg.sft.max_length)
+    stats = save_tokenized(tp.data / "tokenized", tok, rows, pad)
+    for name in splits:
+        stats[name].update(counts[name])
+    write_json(tp.data / "tokenize_stats.json", {"pad": pad, "format": cfg.prompt.format, **stats})
+    print(f"[{cfg.task.name}:tokenize] pad {pad['pad_token']} (was {pad.get('was', pad['pad_token'])}); " + "; ".join(
+        f"{k}: {v['examples']} ex, {v['mean_tokens']} tok (max {v['max_tokens']}), learned "
+        f"{v['learned_token_share']:.0%}, dropped {v['dropped_too_long']} > {cfg.sft.max_length}"
+        for k, v in stats.items() if k in splits))
+
+
 def completion_loss(model, tok, rows: Sequence[dict], batch_size: int = 8) -> dict:
     """Mean NLL per learned token (labels != -100) over pre-tokenized rows, and its perplexity."""
     import torch

@@ -28,24 +28,7 @@ def examples(rows: list[dict]) -> list[dict]:
 
 def tokenize(cfg: DictConfig) -> None:
     tp = TaskPaths(cfg)
-    if cfg.train.dry_run:
-        print(f"[dry-run] tokenize: {tp.data / 'split'} with {cfg.model.key}, format {cfg.prompt.format}, "
-              f"train_on_inputs={cfg.prompt.train_on_inputs}, max_length {cfg.sft.max_length}")
-        return
-    sft.check_format(cfg.prompt.format)
-    tok = sft.load_tokenizer(cfg)
-    pad = sft.ensure_pad_token(tok, distinct=cfg.sft.distinct_pad_token)
-    splits, counts = {}, {}
-    for name in SPLITS:
-        splits[name], counts[name] = sft.encode_examples(tok, examples(read_split(tp, name)), cfg.prompt,
-                                                         cfg.sft.max_length)
-    stats = sft.save_tokenized(tp.data / "tokenized", tok, splits, pad)
-    for name in SPLITS:
-        stats[name].update(counts[name])
-    write_json(tp.data / "tokenize_stats.json", {"pad": pad, "format": cfg.prompt.format, **stats})
-    print(f"[instruct:tokenize] pad {pad}; " + "; ".join(
-        f"{k}: {v['examples']} ex, {v['mean_tokens']} tok, learned {v['learned_token_share']:.0%}, "
-        f"dropped {v['dropped_too_long']}" for k, v in stats.items() if k in SPLITS))
+    sft.tokenize_stage(cfg, lambda name: examples(read_split(tp, name)), SPLITS)
 
 
 def generation_sample(cfg: DictConfig, rows: list[dict]) -> list[dict]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from pipelines.core import sft, tracking
+from pipelines.core.errors import PipelineError
 from pipelines.core.io import write_json, write_jsonl
 from pipelines.core.paths import TaskPaths
 from pipelines.core.runtime import seed_everything
 
 from .model import MODES, few_shot_examples, read_inputs, run_mode
-from pipelines.core.errors import PipelineError
 
 
 def baselines(cfg: DictConfig) -> None:
@@ -27,7 +27,8 @@ def baselines(cfg: DictConfig) -> None:
     run = tracking.start(cfg, "baselines")
     for mode in modes:
         summary, mine = run_mode(cfg, model, tok, mode, inputs, shots)
-        out[mode] = {"model": cfg.model.key, "test": summary["all"], "seconds": summary["seconds"],
+        # no wall-clock fields: the same seed must give a byte-identical metrics file
+        out[mode] = {"model": cfg.model.key, "test": summary["all"],
                      "by_source": {k: v for k, v in summary.items() if k not in ("all", "seconds")}}
         if mode == "few_shot":
             out[mode]["shots"] = [s["id"] for s in shots]

@@ -36,25 +36,7 @@ def sft_example(ex: dict) -> dict:
 
 def tokenize(cfg: DictConfig) -> None:
     tp = TaskPaths(cfg)
-    if cfg.train.dry_run:
-        print(f"[dry-run] tokenize: {tp.data / 'split'} with {cfg.model.key}, format {cfg.prompt.format}, "
-              f"max_length {cfg.sft.max_length}")
-        return
-    sft.check_format(cfg.prompt.format)
-    tok = sft.load_tokenizer(cfg)
-    pad = sft.ensure_pad_token(tok, distinct=cfg.sft.distinct_pad_token)
-    splits, counts = {}, {}
-    for name in SPLITS:
-        splits[name], counts[name] = sft.encode_examples(tok, [sft_example(e) for e in read_split(tp, name)],
-                                                         cfg.prompt, cfg.sft.max_length)
-    stats = sft.save_tokenized(tp.data / "tokenized", tok, splits, pad)
-    for name in SPLITS:
-        stats[name].update(counts[name])
-    write_json(tp.data / "tokenize_stats.json", {"pad": pad, "format": cfg.prompt.format, **stats})
-    print(f"[qgen_es:tokenize] " + "; ".join(
-        f"{k}: {v['examples']} ex, {v['mean_tokens']} tok (max {v['max_tokens']}), learned "
-        f"{v['learned_token_share']:.0%}, dropped {v['dropped_too_long']} > {cfg.sft.max_length}"
-        for k, v in stats.items() if k in SPLITS))
+    sft.tokenize_stage(cfg, lambda name: [sft_example(e) for e in read_split(tp, name)], SPLITS)
 
 
 def request(cfg: DictConfig, inp: dict, template: str) -> str:
