@@ -74,7 +74,6 @@ def test_masked_prompt_contributes_nothing_to_the_loss(tok, model):
     rows, _ = sft.encode_examples(tok, EXAMPLES, _prompt_cfg("alpaca"), max_length=256)
     collate = DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id)
     batch = collate([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
-    L = batch["input_ids"].shape[1]
     for j, r in enumerate(rows):
         n = len(r["input_ids"])
         assert batch["labels"][j, :n].tolist() == r["labels"]
@@ -87,8 +86,8 @@ def test_masked_prompt_contributes_nothing_to_the_loss(tok, model):
     mask = tgt != -100
     manual = -(lp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask).sum() / mask.sum()
     torch.testing.assert_close(out.loss, manual, rtol=1e-4, atol=1e-4)
-    n_prompt = sum(r["prompt_len"] for r in rows)
-    assert int(mask.sum()) == sum(len(r["input_ids"]) for r in rows) - n_prompt - 0 * L
+    # every completion token is a target, no prompt token is (position 0 is never a target)
+    assert int(mask.sum()) == sum(len(r["input_ids"]) - r["prompt_len"] for r in rows)
 
 
 def test_example_with_no_learned_token_is_refused(tok, tmp_path):

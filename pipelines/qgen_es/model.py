@@ -10,8 +10,6 @@ biographies) with the same request (N questions, K of them true/false):
 from __future__ import annotations
 
 import time
-from collections import defaultdict
-
 from omegaconf import DictConfig
 
 from pipelines.core import sft, tracking
@@ -39,7 +37,7 @@ def tokenize(cfg: DictConfig) -> None:
     sft.tokenize_stage(cfg, lambda name: [sft_example(e) for e in read_split(tp, name)], SPLITS)
 
 
-def request(cfg: DictConfig, inp: dict, template: str) -> str:
+def request(inp: dict, template: str) -> str:
     return template.format(text=inp["context"], n=inp["n"], k=inp["k"], n_short=inp["n"] - inp["k"])
 
 
@@ -55,9 +53,9 @@ def few_shot_examples(cfg: DictConfig, tp: TaskPaths) -> list[dict]:
 def messages_for(cfg: DictConfig, mode: str, inp: dict, shots: list[dict]) -> list[dict]:
     p = cfg.prompt
     if mode == "zero_shot":
-        return [{"role": "user", "content": request(cfg, inp, p.zero_shot_template)}]
+        return [{"role": "user", "content": request(inp, p.zero_shot_template)}]
     system = [{"role": "system", "content": p.system_prompt}] if p.system_prompt else []
-    user = {"role": "user", "content": request(cfg, inp, p.user_template)}
+    user = {"role": "user", "content": request(inp, p.user_template)}
     if mode in ("system_prompt", "fine_tuned"):
         return [*system, user]
     if mode == "few_shot":
@@ -108,9 +106,3 @@ def evaluate(cfg: DictConfig) -> None:
                                                    "perplexity": test_loss["perplexity"]},
                                           "by_source": {k: v for k, v in summary.items() if k not in ("all", "seconds")}})
 
-
-def by_mode(rows: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = defaultdict(list)
-    for r in rows:
-        out[r["mode"]].append(r)
-    return out
