@@ -29,10 +29,15 @@ STAGES: dict[str, list[str]] = {
     "extractive_qa": ["download", "clean", "split", "tokenize", "finetune", "evaluate", "baselines", "report"],
     "instruct": ["download", "clean", "split", "tokenize", "finetune", "evaluate", "baselines", "report"],
     "qgen_es": ["download", "clean", "split", "tokenize", "finetune", "evaluate", "baselines", "report"],
+    # every chunking and embedding of the config, then retrieval of all variants at once
+    "rag": ["download", "clean", "chunk", "embed", "retrieve", "generate", "evaluate", "report"],
 }
+# the stage whose --dry-run prints a task's plan (models, parameters, memory) without weights
+DRY_RUN_STAGE = {"rag": "embed"}
 # the headline metric a Hydra sweep optimises / prints, per task
 HEADLINE = {"sentiment": ("eval.json", ("test", "macro_f1")), "extractive_qa": ("eval.json", ("test", "f1")),
-            "instruct": ("eval.json", ("test", "rouge_l")), "qgen_es": ("eval.json", ("test", "count_ok"))}
+            "instruct": ("eval.json", ("test", "rouge_l")), "qgen_es": ("eval.json", ("test", "count_ok")),
+            "rag": ("eval.json", ("retrieval", "bash", "hit@5"))}
 
 
 def _run(cmd: list[str]) -> None:
@@ -59,7 +64,7 @@ def main(cfg: DictConfig) -> float | None:
     params.write_text(yaml.safe_dump({task: block}, sort_keys=False, allow_unicode=True))
     py = sys.executable
     if cfg.train.dry_run:
-        _run([py, "-m", "stages.finetune", task, "--params", str(params), "--dry-run"])
+        _run([py, "-m", f"stages.{DRY_RUN_STAGE.get(task, 'finetune')}", task, "--params", str(params), "--dry-run"])
         return None
     needed: set[str] = set()
     package_models(block, needed)

@@ -164,8 +164,15 @@ def test_dvc_yaml_stage_params_exist_in_params_yaml():
                 node = node[part]
 
 
-@pytest.mark.parametrize("task", ["instruct", "qgen_es"])
-@pytest.mark.parametrize("experiment", _options("experiment"))
+# experiment presets are written for some task families
+EXPERIMENT_TASKS = {"llama31_8b_qlora": ["instruct", "qgen_es"], "rag_study_hub": ["rag"]}
+
+
+def test_every_experiment_preset_is_tested():
+    assert set(_options("experiment")) == set(EXPERIMENT_TASKS)
+
+
+@pytest.mark.parametrize("experiment,task", [(e, t) for e, ts in EXPERIMENT_TASKS.items() for t in ts])
 def test_experiment_presets_compose(task, experiment):
     cfg = compose(task, [f"experiment={experiment}"])
     validate(task, cfg, "composed")
@@ -174,3 +181,9 @@ def test_experiment_presets_compose(task, experiment):
         q = cfg.model.quantization
         assert q.load_in_4bit and q.bnb_4bit_quant_type == "nf4" and q.bnb_4bit_use_double_quant
         assert q.bnb_4bit_compute_dtype == "bfloat16" and cfg.sft.gradient_checkpointing
+    if experiment == "rag_study_hub":
+        hub = {cfg.embedders[e.embedder].hub_id for e in cfg.embeddings.values()}
+        assert {"sentence-transformers/paraphrase-multilingual-mpnet-base-v2", "jinaai/jina-embeddings-v2-base-es"} <= hub
+        # trust_remote_code only where the model config says so
+        assert [k for k, m in cfg.embedders.items() if m.trust_remote_code] == ["jina-es"]
+        assert not cfg.model.trust_remote_code and cfg.run.top_k == 7

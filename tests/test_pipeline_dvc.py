@@ -51,6 +51,8 @@ TINY_SFT = [
 ]
 TINY_INSTRUCT = [*TINY_SFT, "data.limit=12", "evaluate.generation.max_examples=3"]
 TINY_QGEN = [*TINY_SFT, "data.limit=6", "data.test_inputs=2", "data.wiki.limit=2", "evaluate.few_shot_k=1"]
+TINY_RAG = ["run.top_k=2", "generate.generation.max_new_tokens=12", "data.question_sets.bash_negatives.limit=2",
+            "tracking.mode=disabled"]
 COPY = ["dvc.yaml", "stages", "pipelines", "conf", "requirements-models.txt", "pyproject.toml"]
 
 
@@ -97,12 +99,40 @@ def repo(tmp_path_factory) -> Path:
         block = to_plain(compose(task, overrides))
         block["data"]["root"] = str((PROJECT_ROOT / block["data"]["root"]).resolve())
         doc[task] = block
+    doc["rag"] = _tiny_rag(repo, to_plain(compose("rag", TINY_RAG)))
     (repo / "params.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     # reuse the materialised models (hard links: instant) and record them without re-running
     for key in doc["download"]["models"]:
         shutil.copytree(BASE_MODELS / key, repo / "models" / "base" / key, copy_function=os.link)
     _dvc(repo, "commit", "-f", "download_models")
     return repo
+
+
+def _tiny_rag(repo: Path, block: dict) -> dict:
+    """rag on a folder corpus (the manual's first 420 lines, in two files) with the questions whose
+    evidence is in it; one collection with MiniLM; no SQuAD (its 1,996 paragraphs take minutes)."""
+    src = (PROJECT_ROOT / block["data"]["root"]).resolve()
+    lines = (src / "bash_manpage_es.txt").read_text(encoding="utf-8").splitlines(keepends=True)[:420]
+    corpus = repo.parent / "rag_corpus"
+    corpus.mkdir()
+    (corpus / "parte1.txt").write_text("".join(lines[:200]), encoding="utf-8")
+    (corpus / "parte2.txt").write_text("".join(lines[200:]), encoding="utf-8")
+    text = " ".join("".join(lines).split())
+    qs = [r for r in _jsonl(src / "bash_qa_es.jsonl") if any(" ".join(e.split()) in text for e in r["evidence"])]
+    assert len(qs) >= 4
+    (repo.parent / "qs.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in qs[:4]),
+                                         encoding="utf-8")
+    data = block["data"]
+    data["root"] = str(src)
+    data["corpora"] = {"bash": {"path": str(corpus), "format": "text"}}
+    data["question_sets"]["bash"] = {**data["question_sets"]["bash"], "file": str(repo.parent / "qs.jsonl")}
+    data["question_sets"]["bash_negatives"]["root"] = str(PROJECT_ROOT / "pipelines/rag")
+    del data["question_sets"]["squad_es"]
+    block["collections"] = {k: v for k, v in block["collections"].items() if k in ("bash-w300", "bash-struct")}
+    block["embeddings"] = {"bash-w300-minilm": {"collection": "bash-w300", "embedder": "minilm"}}
+    block["embedders"] = {"minilm": block["embedders"]["minilm"]}
+    block["run"].update(collection="bash-w300", embedder="minilm")
+    return block
 
 
 def test_tiny_pipeline_runs_end_to_end(repo):
@@ -125,7 +155,35 @@ def test_tiny_pipeline_runs_end_to_end(repo):
     for task in ("instruct", "qgen_es"):
         assert {f"{task}_{s}" for s in ("download", "clean", "split", "tokenize", "finetune", "evaluate",
                                         "baselines", "report")} <= ran
+    assert {"rag_download", "rag_clean", "rag_chunk@bash-w300", "rag_chunk@bash-struct", "rag_embed@bash-w300-minilm",
+            "rag_retrieve", "rag_generate", "rag_evaluate", "rag_report"} <= ran
     assert "Data and pipelines are up to date" in _dvc(repo, "repro")
+
+
+def test_rag_outputs(repo):
+    ev = json.loads((repo / "metrics/rag/eval.json").read_text())
+    assert ev["variant"] == "bash-w300|minilm|hybrid-a0.5|cosine|max"
+    assert ev["retrieval"]["bash"]["n"] == 4 and 0 <= ev["retrieval"]["bash"]["hit@5"] <= 1
+    assert ev["answers"]["bash"]["n"] == 4 and ev["answers"]["bash_negatives"]["n_unanswerable"] == 2
+    grid = json.loads((repo / "metrics/rag/retrieval.json").read_text())
+    kinds = {(r["collection"], r["retriever"], r["similarity"], r["pooling"]) for r in grid if r["question_set"] == "bash"}
+    assert ("bash-struct", "bm25", "-", "-") in kinds  # BM25 on every collection, dense where embedded
+    assert {("bash-w300", "dense", s, p) for s in ("cosine", "euclidean", "dot") for p in ("max", "mean", "first")} <= kinds
+    answers = _jsonl(repo / "data/rag/answers/bash.jsonl")
+    assert all(len(a["chunk_ids"]) == 2 for a in answers)
+    meta = json.loads((repo / "data/rag/embeddings/bash-w300-minilm/meta.json").read_text())
+    assert meta["windows"] > meta["chunks"] and meta["truncated_chunks"] > 0  # 300-word chunks need > 1 window
+    html = (repo / "reports/rag/index.html").read_text()
+    assert "Retrieval: bash" in html and "data:image/png;base64," in html and "chunks given" in html
+
+
+def test_rag_similarity_and_top_k_do_not_reembed(repo):
+    _set_param(repo, "rag.retrieve.similarities", ["cosine"])
+    _set_param(repo, "rag.run.top_k", 3)
+    ran = _ran(_dvc(repo, "repro"))
+    assert {"rag_retrieve", "rag_generate", "rag_evaluate"} <= ran
+    assert ran <= {"rag_retrieve", "rag_generate", "rag_evaluate", "rag_report"}, ran
+    assert all(len(a["chunk_ids"]) == 3 for a in _jsonl(repo / "data/rag/answers/bash.jsonl"))
 
 
 def test_sft_tasks_outputs(repo):
@@ -193,9 +251,12 @@ def test_lora_rank_reruns_finetune_onward(repo):
 def test_same_seed_identical_metrics(repo):
     tasks = ("sentiment", "extractive_qa", "instruct", "qgen_es")
     files = [f"metrics/{t}/{f}" for t in tasks for f in ("eval.json", "baselines.json")]
+    files += ["metrics/rag/eval.json", "metrics/rag/retrieval.json"]
     before = {p: (repo / p).read_bytes() for p in files}
     for task in tasks:  # bf16 autocast (QA, SFT) included
         for stage in ("finetune", "evaluate", "baselines"):
             _dvc(repo, "repro", "-f", "-s", f"{task}_{stage}")
+    for stage in ("rag_embed@bash-w300-minilm", "rag_retrieve", "rag_generate", "rag_evaluate"):
+        _dvc(repo, "repro", "-f", "-s", stage)
     for p, content in before.items():
         assert (repo / p).read_bytes() == content, f"{p} changed between two runs with the same seed"

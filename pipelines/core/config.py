@@ -27,6 +27,7 @@ TASKS: dict[str, str] = {
     "extractive_qa": "pipelines.extractive_qa",
     "instruct": "pipelines.instruct",
     "qgen_es": "pipelines.qgen_es",
+    "rag": "pipelines.rag",
 }
 
 

@@ -44,15 +44,37 @@ def stage_table(task: str) -> dict[str, str]:
         return DEFAULT_STAGES
 
 
+def apply_overrides(task: str, cfg, overrides: list[str]):
+    """`--set key=value` pairs on top of the params block, validated like the block itself."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    from .config import to_plain, validate
+
+    block = to_plain(cfg)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise PipelineError(f"--set {item!r}: expected KEY=VALUE")
+        node = OmegaConf.create(block)
+        OmegaConf.update(node, key, yaml.safe_load(value), merge=False, force_add=True)
+        block = OmegaConf.to_container(node)
+    return validate(task, block, "--set")
+
+
 def main(stage: str, argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m stages.{stage}", description=f"{stage} stage")
     parser.add_argument("task", help=f"task family ({', '.join(TASKS)}); 'task=NAME' also accepted")
     parser.add_argument("--params", default=str(PARAMS_FILE), help="composed params file (default: params.yaml)")
     parser.add_argument("--dry-run", action="store_true", help="build configs and data pipeline, do not train")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one key of the task block for this stage (YAML value), e.g. select=bash-w300")
     args = parser.parse_args(argv)
     task = args.task.removeprefix("task=")
     try:
         cfg = load_task_block(task, args.params)
+        if args.set:
+            cfg = apply_overrides(task, cfg, args.set)
         if args.dry_run:
             cfg.train.dry_run = True
         threads = cfg.runtime.threads

@@ -1,0 +1,140 @@
+"""download / clean / chunk stages of the rag task.
+
+data/rag/raw/        corpora/<corpus>/<files>, questions/<set>/<file>, manifest.json
+data/rag/clean/      corpora/<corpus>.jsonl (documents), questions/<set>.jsonl, stats.json
+data/rag/chunks/     <collection>.jsonl, <collection>.stats.json
+"""
+from __future__ import annotations
+
+import random
+import shutil
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from pipelines.core.download import verify_checksum
+from pipelines.core.errors import PipelineError
+from pipelines.core.io import atomic_path, read_json, read_jsonl, sha256_file, write_json, write_jsonl
+from pipelines.core.paths import TaskPaths, project_relative
+
+from . import chunking
+from .corpus import clean_corpus, corpus_files, squad_documents, validate_questions
+
+
+def _source(root: str | None, default_root: str, rel: str, what: str) -> Path:
+    if not rel:
+        raise PipelineError(f"{what}: empty path")
+    p = Path(rel)
+    return p if p.is_absolute() else project_relative(root or default_root) / p
+
+
+def _copy_verified(src: Path, dst: Path) -> dict:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    # shared data comes with SHA256SUMS beside it; files of our own (negatives) or a user's folder may not
+    verified = verify_checksum(src, dst) if (src.parent / "SHA256SUMS").exists() else False
+    return {"file": str(dst.name), "sha256": sha256_file(dst), "checksum_verified": verified}
+
+
+def download(cfg: DictConfig) -> None:
+    if cfg.data.source != "local":
+        raise PipelineError(f"data.source: {cfg.data.source!r}: the rag corpora are local files (use data.root)")
+    if not cfg.data.corpora:
+        raise PipelineError("data.corpora: no corpus configured")
+    raw = TaskPaths(cfg).data / "raw"
+    manifest: dict = {"corpora": {}, "question_sets": {}}
+    with atomic_path(raw) as tmp:
+        for name, spec in cfg.data.corpora.items():
+            src = _source(None, cfg.data.root, spec.path, f"data.corpora.{name}.path")
+            if not src.exists():
+                raise PipelineError(f"{src}: corpus not found (data.corpora.{name}.path)")
+            files = corpus_files(src)
+            base = src if src.is_dir() else src.parent
+            manifest["corpora"][name] = [
+                {**_copy_verified(f, tmp / "corpora" / name / f.relative_to(base)), "file": str(f.relative_to(base))}
+                for f in files]
+        for name, qs in cfg.data.question_sets.items():
+            if qs.corpus not in cfg.data.corpora:
+                raise PipelineError(f"data.question_sets.{name}.corpus: unknown corpus {qs.corpus!r}")
+            if qs.format == "squad":
+                continue  # the corpus file's own questions
+            if qs.format != "jsonl":
+                raise PipelineError(f"data.question_sets.{name}.format: {qs.format!r} is not one of jsonl, squad")
+            src = _source(qs.root, cfg.data.root, qs.file, f"data.question_sets.{name}.file")
+            if not src.is_file():
+                raise PipelineError(f"{src}: question file not found (data.question_sets.{name}.file)")
+            manifest["question_sets"][name] = _copy_verified(src, tmp / "questions" / name / src.name)
+        write_json(tmp / "manifest.json", manifest)
+    print(f"[rag:download] {len(manifest['corpora'])} corpora, {len(manifest['question_sets'])} question files",
+          file=sys.stderr)
+
+
+def clean(cfg: DictConfig) -> None:
+    paths = TaskPaths(cfg)
+    raw = paths.data / "raw"
+    manifest = read_json(raw / "manifest.json")
+    stats: dict = {"corpora": {}, "question_sets": {}}
+    squad_questions: dict[str, list[dict]] = {}
+    with atomic_path(paths.data / "clean") as out:
+        for name, spec in cfg.data.corpora.items():
+            files = manifest["corpora"].get(name)
+            if files is None:
+                raise PipelineError(f"{raw}: corpus {name!r} missing; re-run the download stage")
+            if spec.format == "squad":
+                if len(files) != 1:
+                    raise PipelineError(f"data.corpora.{name}: a squad corpus is one JSON file")
+                f = raw / "corpora" / name / files[0]["file"]
+                docs, squad_questions[name] = squad_documents(read_json(f), str(f))
+            elif spec.format == "text":
+                src = raw / "corpora" / name
+                docs = clean_corpus(src if len(files) > 1 else src / files[0]["file"], cfg.clean)
+            else:
+                raise PipelineError(f"data.corpora.{name}.format: {spec.format!r} is not one of text, squad")
+            write_jsonl(out / "corpora" / f"{name}.jsonl", docs)
+            stats["corpora"][name] = {"documents": len(docs), "words": sum(len(d["text"].split()) for d in docs),
+                                      "paragraphs": sum(len(d["paragraphs"]) for d in docs),
+                                      "dropped_furniture_lines": sum(d["stats"].get("furniture_lines", 0) for d in docs)}
+        for name, qs in cfg.data.question_sets.items():
+            if qs.format == "squad":
+                if qs.corpus not in squad_questions:
+                    raise PipelineError(f"data.question_sets.{name}: format squad needs a squad corpus")
+                rows = squad_questions[qs.corpus]
+            else:
+                f = raw / "questions" / name / manifest["question_sets"][name]["file"]
+                rows = validate_questions(read_jsonl(f), str(f))
+            if qs.limit is not None and qs.limit < len(rows):
+                rows = random.Random(cfg.runtime.seed).sample(rows, qs.limit)
+            write_jsonl(out / "questions" / f"{name}.jsonl", rows)
+            stats["question_sets"][name] = {"questions": len(rows),
+                                           "answerable": sum(bool(r["answerable"]) for r in rows)}
+        write_json(out / "stats.json", stats)
+    print(f"[rag:clean] {stats}", file=sys.stderr)
+
+
+def selected(cfg: DictConfig, items: dict, what: str) -> list[str]:
+    """Names a fan-out stage works on: `select` when set (from dvc.yaml), else all."""
+    if cfg.select is None:
+        return list(items)
+    if cfg.select not in items:
+        raise PipelineError(f"select: unknown {what} {cfg.select!r}; known: {', '.join(items)}")
+    return [cfg.select]
+
+
+def chunk(cfg: DictConfig) -> None:
+    paths = TaskPaths(cfg)
+    for name in selected(cfg, cfg.collections, "collection"):
+        col = cfg.collections[name]
+        chunking.check(col, f"collections.{name}")
+        if col.corpus not in cfg.data.corpora:
+            raise PipelineError(f"collections.{name}.corpus: unknown corpus {col.corpus!r}")
+        docs = read_jsonl(paths.data / "clean" / "corpora" / f"{col.corpus}.jsonl")
+        chunks = chunking.chunk_documents(docs, col)
+        if not chunks:
+            raise PipelineError(f"collections.{name}: no chunks (empty corpus {col.corpus!r})")
+        out = paths.data / "chunks"
+        write_jsonl(out / f"{name}.jsonl", chunks)
+        words = [c["n_words"] for c in chunks]
+        write_json(out / f"{name}.stats.json", {"chunks": len(chunks), "mean_words": sum(words) / len(words),
+                                                "max_words": max(words)})
+        print(f"[rag:chunk] {name}: {len(chunks)} chunks", file=sys.stderr)
