@@ -212,6 +212,6 @@ def test_answer_checks():
             {"id": "n", "answerable": False, "reference": "", "chunk_ids": [1, 2],
              "answer": "No encuentro esa información en los fragmentos.", "eos": False}]
     m, per = answer.answer_metrics(rows, {"a": {3}, "b": {9}}, refusal)
-    assert m["citation_valid"] == pytest.approx(2 / 3) and m["cites_relevant"] == pytest.approx(0.5)
+    assert m["citation_valid"] == pytest.approx(1 / 2) and m["cites_relevant"] == pytest.approx(0.5)
     assert m["refusal_on_unanswerable"] == 1.0 and m["false_refusal"] == 0.0 and m["n_answerable"] == 2
     assert per[0]["f1"] == 1.0 and m["eos"] == pytest.approx(2 / 3)

@@ -151,7 +151,8 @@ def answer_metrics(rows: Sequence[dict], relevant: dict[str, set], refusal: str)
 
     return {
         "n": len(per), "n_answerable": len(ans), "n_unanswerable": len(neg),
-        "citation_valid": mean([p["citation_valid"] for p in per]),
+        # over the answers that cite at all (None when none does: validity would be vacuous)
+        "citation_valid": mean([p["citation_valid"] for p in per if p["cites"]]),
         "cites_any": mean([p["cites"] for p in ans]),
         "cites_relevant": mean([p["cites_relevant"] for p in ans]),
         "refusal_on_unanswerable": mean([p["refusal"] for p in neg]),
