@@ -165,7 +165,8 @@ def test_dvc_yaml_stage_params_exist_in_params_yaml():
 
 
 # experiment presets are written for some task families
-EXPERIMENT_TASKS = {"llama31_8b_qlora": ["instruct", "qgen_es"], "rag_study_hub": ["rag"]}
+EXPERIMENT_TASKS = {"llama31_8b_qlora": ["instruct", "qgen_es"], "llama31_70b_qlora_fsdp": ["instruct", "qgen_es"],
+                    "rag_study_hub": ["rag"]}
 
 
 def test_every_experiment_preset_is_tested():

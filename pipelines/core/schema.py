@@ -96,7 +96,23 @@ class TrainConfig:
     # dropout > 0, CPU attention leaves its fused kernel: a MiniLM step on 16x384 tokens took
     # 6.8 s with BERT's 0.1 and 2.35 s with 0.0 (hidden-layer dropout is unaffected).
     attention_dropout: Optional[float] = None
+    # processes per node for launcher=torchrun/accelerate_*; batch_size stays the global batch per
+    # optimizer step (each process takes batch_size / world size), so scaling out keeps the recipe
+    nproc: int = 1
     dry_run: bool = False
+
+
+@dataclass
+class LauncherConfig:
+    """How `finetune` is launched (pipelines/core/launch.py). The stage re-executes itself under
+    the launcher, so `dvc repro`, `dvc exp run` and Hydra runs use it unchanged."""
+    name: str = "local"  # local | torchrun | accelerate
+    backend: str = "auto"  # torch.distributed backend; auto = gloo on CPU, nccl on GPU
+    nnodes: int = 1
+    rdzv_endpoint: str = ""  # host:port of node 0 when nnodes > 1 (torchrun --rdzv-endpoint)
+    # launcher=accelerate: the body of an `accelerate config` file (distributed_type, fsdp_config,
+    # deepspeed_config, mixed_precision ...); num_processes comes from train.nproc x nnodes
+    accelerate: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -69,6 +69,7 @@ def main(stage: str, argv: list[str] | None = None) -> None:
     parser.add_argument("--dry-run", action="store_true", help="build configs and data pipeline, do not train")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one key of the task block for this stage (YAML value), e.g. select=bash-w300")
+    raw_argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     task = args.task.removeprefix("task=")
     try:
@@ -77,8 +78,18 @@ def main(stage: str, argv: list[str] | None = None) -> None:
             cfg = apply_overrides(task, cfg, args.set)
         if args.dry_run:
             cfg.train.dry_run = True
+        if stage == "finetune" and "launcher" in cfg and cfg.launcher.name != "local":
+            from . import launch
+
+            if cfg.train.dry_run:
+                launch.describe(cfg, stage, raw_argv)
+            elif not launch.launched():
+                sys.exit(launch.relaunch(cfg, stage, raw_argv))  # each process prints its own errors
+        from .launch import local_world_size
+
         threads = cfg.runtime.threads
-        set_threads(int(threads.get(stage, threads.get("default", 1))))
+        # processes of one node share its cores
+        set_threads(max(1, int(threads.get(stage, threads.get("default", 1))) // local_world_size()))
         offline_defaults()
         target = stage_table(task).get(stage)
         if target is None:

@@ -35,8 +35,10 @@ class _NoRun:
 
 
 def start(cfg: DictConfig, stage: str, run_dir: Path | None = None):
+    from .launch import is_main_process
+
     t = cfg.tracking
-    if t.backend != "wandb" or t.mode == "disabled":
+    if t.backend != "wandb" or t.mode == "disabled" or not is_main_process():  # DDP: rank 0 tracks
         os.environ["WANDB_MODE"] = "disabled"
         return _NoRun()
     import wandb

@@ -75,6 +75,8 @@ def training_arguments(cfg: DictConfig, output_dir: Path, report_to: list[str], 
     """TrainingArguments (or a subclass such as TRL's SFTConfig) from the `train` block."""
     from transformers import TrainingArguments
 
+    from .launch import ddp_backend, per_device_batch
+
     t = cfg.train
     eval_strategy = t.eval_strategy
     kw: dict[str, Any] = dict(
@@ -82,7 +84,7 @@ def training_arguments(cfg: DictConfig, output_dir: Path, report_to: list[str], 
         num_train_epochs=t.epochs,
         max_steps=t.max_steps,
         learning_rate=t.learning_rate,
-        per_device_train_batch_size=t.batch_size,
+        per_device_train_batch_size=per_device_batch(t.batch_size),  # == batch_size in one process
         per_device_eval_batch_size=t.eval_batch_size,
         gradient_accumulation_steps=t.grad_accum,
         weight_decay=t.weight_decay,
@@ -108,6 +110,11 @@ def training_arguments(cfg: DictConfig, output_dir: Path, report_to: list[str], 
         disable_tqdm=True,
         bf16=t.bf16,
         dataloader_num_workers=0,
+        ddp_backend=ddp_backend(cfg),
+        # Under DDP, HF multiplies the loss by the world size, assuming a token-summed loss divided by
+        # the global token count (causal LMs). Encoder heads return a per-batch mean, which made
+        # their gradients (and logged loss) 2x too large on 2 processes: only SFT opts in.
+        average_tokens_across_devices="sft" in cfg,
     )
     kw.update(overrides)
     return (args_cls or TrainingArguments)(**kw)
@@ -173,16 +180,34 @@ def model_overrides(cfg: DictConfig, hf_config=None) -> dict:
 
 
 def memory_estimate(total: int, trainable: int, weight_bytes: float, batch_tokens: int, hidden: int, layers: int,
-                    checkpointing: bool = False) -> dict:
-    """Rough training memory (GiB): weights + grads/Adam states of trainable params + activations."""
+                    checkpointing: bool = False, world: int = 1, sharding: str = "none") -> dict:
+    """Rough training memory per device (GiB): weights + grads/Adam states of trainable params +
+    activations of the per-device batch. `sharding`: none (DDP), optimizer (ZeRO-2) or all (FSDP, ZeRO-3)."""
     gib = 1024**3
-    weights = total * weight_bytes
-    optim = trainable * (4 + 4 + 4)  # fp32 grad + two Adam moments
+    weights = total * weight_bytes / (world if sharding == "all" else 1)
+    optim = trainable * (4 + 4 + 4) / (world if sharding in ("all", "optimizer") else 1)  # fp32 grad + two Adam moments
     # ~ 34 * hidden bytes per token per layer (fp32 activations, no checkpointing), a standard rule of thumb;
     # with checkpointing only each layer's bf16 input is kept, plus one layer recomputed at a time
     acts = batch_tokens * hidden * (layers * 2 + 34) if checkpointing else batch_tokens * hidden * layers * 34
-    return {"weights_gib": round(weights / gib, 2), "grads_optimizer_gib": round(optim / gib, 2),
-            "activations_gib": round(acts / gib, 2), "total_gib": round((weights + optim + acts) / gib, 2)}
+    out = {"weights_gib": round(weights / gib, 2), "grads_optimizer_gib": round(optim / gib, 2),
+           "activations_gib": round(acts / gib, 2), "total_gib": round((weights + optim + acts) / gib, 2)}
+    if world > 1:
+        out.update(world_size=world, sharding=sharding)
+    return out
+
+
+def sharding_of(cfg: DictConfig) -> tuple[int, str]:
+    """(world size, what is sharded) of the configured launcher, for the dry run's memory estimate."""
+    if "launcher" not in cfg:
+        return 1, "none"
+    world = cfg.train.nproc * cfg.launcher.nnodes
+    acc = cfg.launcher.accelerate or {}
+    kind = acc.get("distributed_type") if cfg.launcher.name == "accelerate" else None
+    if kind == "FSDP" or (kind == "DEEPSPEED" and (acc.get("deepspeed_config") or {}).get("zero_stage") == 3):
+        return world, "all"
+    if kind == "DEEPSPEED":
+        return world, "optimizer"
+    return world, "none"
 
 
 def dry_run_model(cfg: DictConfig, auto_cls_name: str, task_type: str, num_labels: int | None = None) -> dict:
@@ -202,9 +227,11 @@ def dry_run_model(cfg: DictConfig, auto_cls_name: str, task_type: str, num_label
     weight_bytes = 0.5 if q and q.get("load_in_4bit") else (2 if cfg.model.dtype in ("bfloat16", "float16") else 4)
     hidden = getattr(hf_cfg, "hidden_size", None) or getattr(hf_cfg, "dim", 768)
     layers = getattr(hf_cfg, "num_hidden_layers", None) or getattr(hf_cfg, "n_layers", 12)
+    world, sharding = sharding_of(cfg)
     mem = memory_estimate(summary["total_params"], summary["trainable_params"], weight_bytes,
-                          cfg.train.batch_size * (cfg.sft.max_length if "sft" in cfg else 256), hidden, layers,
-                          checkpointing=bool("sft" in cfg and cfg.sft.gradient_checkpointing))
+                          max(1, cfg.train.batch_size // world) * (cfg.sft.max_length if "sft" in cfg else 256), hidden,
+                          layers, checkpointing=bool("sft" in cfg and cfg.sft.gradient_checkpointing),
+                          world=world, sharding=sharding)
     info = {"model": cfg.model.key, "source": cfg.model.source, "hub_id": cfg.model.hub_id,
             "model_type": hf_cfg.model_type, "auto_class": auto_cls_name, **summary,
             "quantization": dict(q) if q else None, "memory_estimate": mem}
@@ -228,6 +255,8 @@ def save_finetuned(cfg: DictConfig, trainer, tok, src: str, summary: dict, train
     from .io import atomic_path, write_json
     from .paths import TaskPaths
 
+    if not trainer.is_world_process_zero():  # under DDP only rank 0 writes
+        return
     models = TaskPaths(cfg).models
     with atomic_path(models / "final") as tmp:
         trainer.model.save_pretrained(tmp)
@@ -245,7 +274,8 @@ def save_finetuned(cfg: DictConfig, trainer, tok, src: str, summary: dict, train
     write_json(models / "train_summary.json", {
         "model": cfg.model.key, **summary, "best_checkpoint_metric": best,
         "metric_for_best": cfg.train.metric_for_best, "steps": trainer.state.global_step,
-        "epochs": trainer.state.epoch, **extra,
+        "epochs": trainer.state.epoch, "world_size": trainer.args.world_size,
+        "per_device_batch": trainer.args.per_device_train_batch_size, **extra,
     })
     write_json(models / "train_timing.json", {"train_seconds": round(train_seconds, 1),
                                               "threads": torch.get_num_threads(), "log": timings})

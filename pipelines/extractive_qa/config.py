@@ -10,6 +10,7 @@ from pipelines.core.schema import (
     PeftConfig,
     RuntimeConfig,
     TaskInfo,
+    LauncherConfig,
     TrackingConfig,
     TrainConfig,
 )
@@ -112,6 +113,7 @@ class ExtractiveQaConfig:
     model: ModelConfig = field(default_factory=lambda: ModelConfig(key="minilm"))
     peft: PeftConfig = field(default_factory=lambda: PeftConfig(method="full"))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(metric_for_best="eval_f1"))
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
     evaluate: QaEvaluateConfig = field(default_factory=QaEvaluateConfig)
     baselines: QaBaselinesConfig = field(default_factory=QaBaselinesConfig)
     report: QaReportConfig = field(default_factory=QaReportConfig)

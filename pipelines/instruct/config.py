@@ -13,6 +13,7 @@ from pipelines.core.schema import (
     RuntimeConfig,
     SftConfig,
     TaskInfo,
+    LauncherConfig,
     TrackingConfig,
     TrainConfig,
 )
@@ -53,6 +54,7 @@ class InstructConfig:
     sft: SftConfig = field(default_factory=SftConfig)
     peft: PeftConfig = field(default_factory=PeftConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(metric_for_best="eval_loss"))
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
     evaluate: InstructEvaluateConfig = field(default_factory=InstructEvaluateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)

@@ -13,6 +13,7 @@ from pipelines.core.schema import (
     RuntimeConfig,
     SftConfig,
     TaskInfo,
+    LauncherConfig,
     TrackingConfig,
     TrainConfig,
 )
@@ -98,6 +99,7 @@ class QgenEsConfig:
     sft: SftConfig = field(default_factory=lambda: SftConfig(max_length=640))
     peft: PeftConfig = field(default_factory=PeftConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(metric_for_best="eval_loss"))
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
     evaluate: QgenEvaluateConfig = field(default_factory=QgenEvaluateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)

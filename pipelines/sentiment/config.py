@@ -10,6 +10,7 @@ from pipelines.core.schema import (
     PeftConfig,
     RuntimeConfig,
     TaskInfo,
+    LauncherConfig,
     TrackingConfig,
     TrainConfig,
 )
@@ -104,6 +105,7 @@ class SentimentConfig:
     model: ModelConfig = field(default_factory=lambda: ModelConfig(key="minilm"))
     peft: PeftConfig = field(default_factory=PeftConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
