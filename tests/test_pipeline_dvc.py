@@ -156,7 +156,10 @@ def test_tiny_pipeline_runs_end_to_end(repo):
         assert {f"{task}_{s}" for s in ("download", "clean", "split", "tokenize", "finetune", "evaluate",
                                         "baselines", "report")} <= ran
     assert {"rag_download", "rag_clean", "rag_chunk@bash-w300", "rag_chunk@bash-struct", "rag_embed@bash-w300-minilm",
-            "rag_retrieve", "rag_generate", "rag_evaluate", "rag_report"} <= ran
+            "rag_retrieve", "rag_generate", "rag_evaluate", "rag_report", "report_index"} <= ran
+    index = (repo / "reports/index.html").read_text()
+    assert "not run yet" not in index and all(f'href="{t}/index.html"' in index for t in
+                                              ("sentiment", "extractive_qa", "instruct", "qgen_es", "rag"))
     assert "Data and pipelines are up to date" in _dvc(repo, "repro")
 
 
@@ -182,7 +185,7 @@ def test_rag_similarity_and_top_k_do_not_reembed(repo):
     _set_param(repo, "rag.run.top_k", 3)
     ran = _ran(_dvc(repo, "repro"))
     assert {"rag_retrieve", "rag_generate", "rag_evaluate"} <= ran
-    assert ran <= {"rag_retrieve", "rag_generate", "rag_evaluate", "rag_report"}, ran
+    assert ran <= {"rag_retrieve", "rag_generate", "rag_evaluate", "rag_report", "report_index"}, ran
     assert all(len(a["chunk_ids"]) == 3 for a in _jsonl(repo / "data/rag/answers/bash.jsonl"))
 
 
@@ -236,14 +239,14 @@ def test_evaluate_knob_reruns_only_evaluate(repo):
     _set_param(repo, "sentiment.evaluate.batch_size", 7)
     ran = _ran(_dvc(repo, "repro"))
     assert "sentiment_evaluate" in ran
-    assert ran <= {"sentiment_evaluate", "sentiment_report"}, ran
+    assert ran <= {"sentiment_evaluate", "sentiment_report", "report_index"}, ran
 
 
 def test_lora_rank_reruns_finetune_onward(repo):
     _set_param(repo, "sentiment.peft.r", 4)
     ran = _ran(_dvc(repo, "repro"))
     assert {"sentiment_finetune", "sentiment_evaluate"} <= ran
-    assert ran <= {"sentiment_finetune", "sentiment_evaluate", "sentiment_report"}, ran
+    assert ran <= {"sentiment_finetune", "sentiment_evaluate", "sentiment_report", "report_index"}, ran
     summary = json.loads((repo / "models/sentiment/train_summary.json").read_text())
     assert summary["trainable_params"] > 0
 
