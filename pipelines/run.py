@@ -58,7 +58,10 @@ def main(cfg: DictConfig) -> float | None:
     cfg.paths.base_models = str((PROJECT_ROOT / cfg.paths.base_models).resolve())
     if not Path(cfg.data.root).is_absolute():
         cfg.data.root = str((PROJECT_ROOT / cfg.data.root).resolve())
-    cfg.tracking.group = f"{cfg.tracking.group}-{HydraConfig.get().mode.name.lower()}"
+    # one W&B group per run / sweep: <task>-run-<time> or <task>-multirun-<time> (jobs of a sweep together)
+    hc = HydraConfig.get()
+    mode = hc.mode.name.lower()
+    cfg.tracking.group = f"{cfg.tracking.group}-{mode}-{Path(hc.sweep.dir if mode == 'multirun' else hc.run.dir).name}"
     block = to_plain(cfg)
     params = out / "params.yaml"
     params.write_text(yaml.safe_dump({task: block}, sort_keys=False, allow_unicode=True))

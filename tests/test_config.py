@@ -17,7 +17,7 @@ from pipelines.core.errors import PipelineError
 from pipelines.core.params import render
 
 # experiment presets override several groups at once; they are composed in their own test
-GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("task", "experiment"))
+GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("task", "experiment", "hydra"))
 
 
 def _options(group: str) -> list[str]:
@@ -188,3 +188,25 @@ def test_experiment_presets_compose(task, experiment):
         # trust_remote_code only where the model config says so
         assert [k for k, m in cfg.embedders.items() if m.trust_remote_code] == ["jina-es"]
         assert not cfg.model.trust_remote_code and cfg.run.top_k == 7
+
+
+@pytest.mark.parametrize("preset,target", [("parallel", "JoblibLauncher"), ("slurm", "SlurmLauncher")])
+def test_hydra_launcher_presets_compose(preset, target, monkeypatch):
+    """conf/hydra/launcher/: the sweep launchers (plugins hydra-joblib-launcher, hydra-submitit-launcher)."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from pipelines.core.config import register_schemas
+
+    monkeypatch.setenv("SLURM_PARTITION", "gpu")
+    register_schemas()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=["task=sentiment", f"hydra/launcher={preset}"],
+                            return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith(target)
+    if preset == "slurm":
+        assert launcher.partition == "gpu" and launcher.gpus_per_node == 1 and launcher.max_num_timeout > 0
+    else:
+        assert launcher.n_jobs == 2

@@ -251,15 +251,54 @@ def test_lora_rank_reruns_finetune_onward(repo):
     assert summary["trainable_params"] > 0
 
 
+def test_killed_finetune_resumes_from_last_checkpoint(repo):
+    """SIGKILL `dvc repro` mid-training: nothing looks finished, and the next `dvc repro` goes on
+    from the last checkpoint (adapter + optimizer state) instead of step 0."""
+    import signal
+    import time
+
+    for key, value in (("max_steps", 24), ("eval_steps", 4), ("save_total_limit", 10)):
+        _set_param(repo, f"sentiment.train.{key}", value)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
+           "WANDB_MODE": "disabled", "DVC_NO_ANALYTICS": "1"}
+    models = repo / "models/sentiment"
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "dvc"), "repro", "sentiment_finetune"], cwd=repo,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not (models / "checkpoints/checkpoint-8/trainer_state.json").exists():
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+            assert time.time() < deadline, "no checkpoint-8 within 300 s"
+            time.sleep(0.2)
+        time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # dvc and the stage: no cleanup code runs
+        proc.wait()
+    # the killed stage left no output that looks complete
+    assert not (models / "final").exists() and not (models / "train_summary.json").exists()
+    out = _dvc(repo, "repro", "sentiment_finetune")
+    m = re.search(r"resuming from \S*checkpoint-(\d+) \(step (\d+)\)", out)
+    assert m and int(m.group(2)) >= 8, out[-3000:]
+    summary = json.loads((models / "train_summary.json").read_text())
+    assert summary["steps"] == 24
+    steps = [e["step"] for e in json.loads((models / "train_log.json").read_text()) if "loss" in e]
+    assert steps[0] < int(m.group(2)) < steps[-1]  # one log: before and after the kill
+    assert not (models / "checkpoints").exists()  # a finished run has nothing to resume
+    assert not list(models.glob(".*.tmp"))
+
+
 def test_same_seed_identical_metrics(repo):
     tasks = ("sentiment", "extractive_qa", "instruct", "qgen_es")
     files = [f"metrics/{t}/{f}" for t in tasks for f in ("eval.json", "baselines.json")]
     files += ["metrics/rag/eval.json", "metrics/rag/retrieval.json"]
+    files += [f"metrics/{t}/run_info.json" for t in (*tasks, "rag")]  # resolved config + library versions
+    info = json.loads((repo / "metrics/sentiment/run_info.json").read_text())
+    assert info["versions"]["torch"] == "2.13.0" and info["config"]["peft"]["r"] == 4
     before = {p: (repo / p).read_bytes() for p in files}
-    for task in tasks:  # bf16 autocast (QA, SFT) included
-        for stage in ("finetune", "evaluate", "baselines"):
-            _dvc(repo, "repro", "-f", "-s", f"{task}_{stage}")
-    for stage in ("rag_embed@bash-w300-minilm", "rag_retrieve", "rag_generate", "rag_evaluate"):
-        _dvc(repo, "repro", "-f", "-s", stage)
+    # one dvc call re-runs every computing stage of every task (bf16 autocast of QA and SFT included)
+    stages = [f"{t}_{s}" for t in tasks for s in ("finetune", "evaluate", "baselines")]
+    stages += ["rag_embed@bash-w300-minilm", "rag_retrieve", "rag_generate", "rag_evaluate"]
+    ran = _ran(_dvc(repo, "repro", "-f", "-s", *stages))
+    assert ran == set(stages), ran
     for p, content in before.items():
         assert (repo / p).read_bytes() == content, f"{p} changed between two runs with the same seed"

@@ -30,3 +30,30 @@ def test_disabled_tracking_is_a_noop(params_factory):
     run.log({"x": 1})
     run.finish()
     assert os.environ["WANDB_MODE"] == "disabled"
+
+
+def test_every_stage_run_is_an_offline_run_grouped_by_dvc_experiment(tmp_path, params_factory):
+    """Real stages with tracking on: one offline W&B run per stage execution (data stages included),
+    grouped by the DVC experiment the stage runs in, with the stage's statistics; no secret."""
+    import subprocess
+    import sys
+
+    from conftest import PROJECT_ROOT
+
+    secret = "sk-test-" + "7c" * 16
+    params = params_factory(["tracking.mode=offline"])
+    env = {**os.environ, "WANDB_MODE": "offline", "DVC_EXP_NAME": "brisk-fern", "WANDB_API_KEY": secret}
+    for stage in ("download", "clean"):
+        proc = subprocess.run([sys.executable, "-m", f"stages.{stage}", "sentiment", "--params", str(params)],
+                              cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert secret not in proc.stdout + proc.stderr
+    runs = sorted((tmp_path / "wandb_runs/wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 2, runs
+    download, clean = (p.read_bytes() for p in runs)
+    for data in (download, clean):
+        assert b"sentiment-exp-brisk-fern" in data and b"stage_seconds" in data
+    assert b"stats/" in clean and b"stats/" not in download  # clean_stats.json went to the clean run's summary
+    for p in (tmp_path / "wandb_runs").rglob("*"):
+        if p.is_file():
+            assert secret.encode() not in p.read_bytes(), p

@@ -6,6 +6,7 @@ failed stage never leaves an output that looks complete.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -22,6 +23,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside `path`; on success rename it over `path` (file or directory)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # leftovers of a writer killed before its rename (SIGKILL skips `finally`); one writer per path
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     target = tmp / path.name
     try:

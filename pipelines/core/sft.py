@@ -337,7 +337,6 @@ def finetune(cfg: DictConfig) -> None:
     if cfg.train.dry_run:
         dry_run(cfg)
         return
-    import shutil
 
     from datasets import load_from_disk
     from transformers import EarlyStoppingCallback
@@ -345,7 +344,7 @@ def finetune(cfg: DictConfig) -> None:
 
     from . import tracking
     from .runtime import seed_everything
-    from .training import save_finetuned, training_arguments
+    from .training import resume_checkpoint, save_finetuned, training_arguments
 
     check_format(cfg.prompt.format)
     seed_everything(cfg.runtime.seed)
@@ -366,7 +365,7 @@ def finetune(cfg: DictConfig) -> None:
 
     run = tracking.start(cfg, "finetune")
     ckpt = tp.models / "checkpoints"
-    shutil.rmtree(ckpt, ignore_errors=True)
+    resume = resume_checkpoint(cfg, ckpt, tp.data / "tokenized")  # after a kill: go on from there
     args = training_arguments(cfg, ckpt, report_to=["wandb"] if cfg.tracking.mode != "disabled" else [],
                               args_cls=SFTConfig, max_length=None, packing=cfg.sft.packing,
                               activation_checkpointing=cfg.sft.gradient_checkpointing,
@@ -379,7 +378,7 @@ def finetune(cfg: DictConfig) -> None:
     trainer = sft_trainer_class()(model=model, args=args, train_dataset=train, eval_dataset=val,
                                   processing_class=tok, callbacks=callbacks)
     t0 = time.time()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume)
     secs = time.time() - t0
     final_eval = trainer.evaluate()  # the selected (best) checkpoint's validation loss
     run.summary.update({"trainable_params": summary["trainable_params"], "val_loss": final_eval.get("eval_loss")})

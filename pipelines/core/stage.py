@@ -62,6 +62,33 @@ def apply_overrides(task: str, cfg, overrides: list[str]):
     return validate(task, block, "--set")
 
 
+# libraries whose versions can change a metric; recorded next to every run's metrics
+VERSIONED = ("torch", "transformers", "tokenizers", "peft", "trl", "accelerate", "bitsandbytes", "datasets",
+             "numpy", "scikit-learn", "scipy", "rouge-score", "sacrebleu", "bm25s", "PyStemmer", "py3langid", "tunedag")
+
+
+def record_run_info(cfg) -> None:
+    """<metrics>/run_info.json: the resolved config (secrets masked) and the library versions of this
+    run, beside its metrics (git-tracked by DVC, so every `dvc exp` carries its own)."""
+    import platform
+    from importlib import metadata
+
+    from omegaconf import OmegaConf
+
+    from .io import write_json
+    from .paths import TaskPaths
+    from .tracking import _scrub
+
+    versions = {"python": platform.python_version()}
+    for dist in VERSIONED:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    write_json(TaskPaths(cfg).metrics / "run_info.json",
+               {"config": _scrub(OmegaConf.to_container(cfg, resolve=True)), "versions": versions})
+
+
 def main(stage: str, argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m stages.{stage}", description=f"{stage} stage")
     parser.add_argument("task", help=f"task family ({', '.join(TASKS)}); 'task=NAME' also accepted")
@@ -97,7 +124,12 @@ def main(stage: str, argv: list[str] | None = None) -> None:
         module, name = target.split(":")
         fn = getattr(importlib.import_module(f"{TASKS[task]}.{module}"), name)
         t0 = time.time()
-        fn(cfg)
+        from . import tracking
+
+        with tracking.stage_run(cfg, stage):
+            fn(cfg)
+        if stage == "evaluate" and not cfg.get("train", {}).get("dry_run"):
+            record_run_info(cfg)
         print(f"[{task}:{stage}] done in {time.time() - t0:.1f}s", file=sys.stderr)
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)

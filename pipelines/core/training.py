@@ -239,6 +239,77 @@ def dry_run_model(cfg: DictConfig, auto_cls_name: str, task_type: str, num_label
     return info
 
 
+# config sections that change what training computes: a checkpoint of another config must not be resumed
+RESUME_SECTIONS = ("model", "peft", "train", "launcher", "data", "prompt", "sft")
+RESUME_FILE = "tunedag_resume.json"
+
+
+def _fingerprint(cfg: DictConfig, data_dir: Path) -> str:
+    import hashlib
+
+    from .io import sha256_file
+
+    block = OmegaConf.to_container(cfg, resolve=True)
+    sections = {k: block[k] for k in RESUME_SECTIONS if k in block}
+    sections["train"] = {k: v for k, v in sections["train"].items() if k != "dry_run"}
+    sections["seed"] = block["runtime"]["seed"]
+    files = sorted(p for p in Path(data_dir).rglob("*") if p.is_file()) if Path(data_dir).exists() else []
+    sections["data_files"] = {str(p.relative_to(data_dir)): sha256_file(p) for p in files}
+    return hashlib.sha256(json.dumps(sections, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _complete(ckpt: Path) -> bool:
+    """HF writes a checkpoint's trainer_state.json last (after weights, optimizer, scheduler and RNG
+    states): a checkpoint killed mid-save has none, or a truncated one."""
+    try:
+        json.loads((ckpt / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    has_weights = any((ckpt / f).exists() for f in ("adapter_model.safetensors", "model.safetensors"))
+    return has_weights and (ckpt / "optimizer.pt").exists()
+
+
+def resume_checkpoint(cfg: DictConfig, ckpt_dir: Path, data_dir: Path) -> str | None:
+    """The last complete checkpoint of an interrupted run of this same config and data, or None.
+
+    A killed `finetune` (SIGKILL, OOM, preemption) leaves `<models>/checkpoints/` behind: it is not
+    a DVC output, so the next `dvc repro` keeps it and training resumes from there (adapter weights,
+    optimizer, scheduler and RNG states). Checkpoints of another config or another tokenized dataset
+    are discarded. Checkpoints are written at every evaluation (`train.eval_strategy`).
+    """
+    from .io import write_json
+    from .launch import is_main_process
+
+    ckpt_dir = Path(ckpt_dir)
+    fp = _fingerprint(cfg, data_dir)
+    marker = ckpt_dir / RESUME_FILE
+    try:
+        same = json.loads(marker.read_text()).get("fingerprint") == fp
+    except (OSError, ValueError):
+        same = False
+    found = None
+    if same:
+        ckpts = sorted((p for p in ckpt_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                       key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+        found = next((p for p in ckpts if _complete(p)), None)
+    if is_main_process():  # under DDP every rank decides the same; only rank 0 touches the files
+        import shutil
+
+        if not same and ckpt_dir.exists():
+            print(f"[finetune] {ckpt_dir}: checkpoints of another config or dataset, discarded")
+            shutil.rmtree(ckpt_dir)
+        elif same:
+            for p in ckpt_dir.glob("checkpoint-*"):
+                if p.is_dir() and (found is None or int(p.name.split("-")[-1]) > int(found.name.split("-")[-1])):
+                    print(f"[finetune] {p.name}: incomplete (killed while saving), removed")
+                    shutil.rmtree(p)
+        write_json(marker, {"fingerprint": fp})
+    if found is not None:
+        print(f"[finetune] resuming from {found} (step {found.name.split('-')[-1]})")
+        return str(found)
+    return None
+
+
 def read_log_history(trainer) -> list[dict]:
     return [dict(e) for e in trainer.state.log_history]
 

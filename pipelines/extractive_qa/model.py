@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import numpy as np
@@ -14,7 +13,7 @@ from pipelines.core.io import atomic_path, write_json, write_jsonl
 from pipelines.core.models import load_kwargs, read_model_type, resolve
 from pipelines.core.paths import TaskPaths, project_relative
 from pipelines.core.runtime import seed_everything
-from pipelines.core.training import (apply_peft, dry_run_model, model_overrides, ordered_eval_trainer,
+from pipelines.core.training import (apply_peft, dry_run_model, model_overrides, ordered_eval_trainer, resume_checkpoint,
                                      save_finetuned, training_arguments)
 
 from .data import SPLITS, read_split
@@ -143,7 +142,7 @@ def finetune(cfg: DictConfig) -> None:
 
     run = tracking.start(cfg, "finetune")
     ckpt_dir = tp.models / "checkpoints"
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    resume = resume_checkpoint(cfg, ckpt_dir, tp.data / "tokenized")  # after a kill: go on from there
     args = training_arguments(cfg, ckpt_dir, report_to=["wandb"] if cfg.tracking.mode != "disabled" else [],
                               label_names=["start_positions", "end_positions"])
     val = ds["val"].sort("length")  # length-sorted: far less padding; metrics do not depend on order
@@ -156,7 +155,7 @@ def finetune(cfg: DictConfig) -> None:
         compute_metrics=_compute_metrics_fn(cfg, val_rows, val, is_v2(tp)), callbacks=callbacks,
     )
     t0 = time.time()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.time() - t0
     run.summary.update({"trainable_params": summary["trainable_params"], "total_params": summary["total_params"]})
     run.finish()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import numpy as np
@@ -15,7 +14,7 @@ from pipelines.core.metrics import classification_metrics
 from pipelines.core.models import load_kwargs, read_model_type, resolve
 from pipelines.core.paths import TaskPaths, project_relative
 from pipelines.core.runtime import seed_everything
-from pipelines.core.training import apply_peft, dry_run_model, save_finetuned, training_arguments
+from pipelines.core.training import apply_peft, dry_run_model, resume_checkpoint, save_finetuned, training_arguments
 
 from .data import read_extra_sets, read_split
 
@@ -101,7 +100,7 @@ def finetune(cfg: DictConfig) -> None:
 
     run = tracking.start(cfg, "finetune")
     ckpt_dir = tp.models / "checkpoints"
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    resume = resume_checkpoint(cfg, ckpt_dir, tp.data / "tokenized")  # after a kill: go on from there
     args = training_arguments(cfg, ckpt_dir, report_to=["wandb"] if cfg.tracking.mode != "disabled" else [])
     callbacks = []
     if cfg.train.early_stopping_patience > 0:
@@ -115,7 +114,7 @@ def finetune(cfg: DictConfig) -> None:
         compute_metrics=_compute_metrics, callbacks=callbacks,
     )
     t0 = time.time()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.time() - t0
     run.summary.update({"trainable_params": summary["trainable_params"], "total_params": summary["total_params"]})
     run.finish()
