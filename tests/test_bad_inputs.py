@@ -324,6 +324,10 @@ CASES = [
                             '{"id": "c", "instruction": "Cou'), params(tmp, "instruct"))[1],
          ("data/instruct/clean.jsonl:3", "invalid JSON"), "instruct_split"),
     # --------------------------------------------------------------------- qgen_es
+    # the SQuAD-es copy (raw/) used to be written before the biographies were sampled
+    Case("qgen_es-download-wiki-window-empty", "qgen_es", "download",
+         lambda tmp: params(tmp, "qgen_es", ["data.wiki.min_chars=900", "data.wiki.max_chars=100"]),
+         ("data.wiki.min_chars/max_chars", "no biography of summaries_es-es.json between 900 and 100"), "qgen_es_download"),
     Case("qgen_es-clean-missing-question", "qgen_es", "clean",
          lambda tmp: (raw(tmp, "qgen_es", SQUAD_FILE, squad([{"answers": [{"text": "1856", "answer_start": 22}]}])),
                       params(tmp, "qgen_es"))[1],
