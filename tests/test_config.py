@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -117,24 +115,6 @@ def test_params_block_validation_names_the_key(tmp_path):
     with pytest.raises(PipelineError) as e:
         load_task_block("sentiment", p)
     assert "batch_size" in str(e.value)
-
-
-def test_stage_reports_typo_in_params_as_one_line(tmp_path):
-    block = yaml.safe_load(PARAMS_FILE.read_text())["sentiment"]
-    block["peft"]["alpha"] = 3
-    p = tmp_path / "params.yaml"
-    p.write_text(yaml.safe_dump({"sentiment": block}))
-    proc = subprocess.run([sys.executable, "-m", "stages.split", "sentiment", "--params", str(p)],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and "alpha" in lines[0]
-
-
-def test_unknown_task_is_one_line():
-    proc = subprocess.run([sys.executable, "-m", "stages.clean", "sentimnt"], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True)
-    assert proc.returncode == 2 and "unknown task 'sentimnt'" in proc.stderr
 
 
 def test_params_yaml_in_sync_with_conf():

@@ -132,15 +132,6 @@ def test_optional_inputs_missing(setup, capsys):
     assert len(re.findall(r"<img\b", page)) == 2  # bars, confusion of the fine-tuned model
 
 
-def test_missing_eval_json_is_one_error_line(setup):
-    params, cfg, tp = setup
-    proc = run_stage("report", params)
-    assert proc.returncode == 2
-    errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
-    assert len(errors) == 1 and "eval.json" in errors[0] and "Traceback" not in proc.stderr
-    assert not (tp.reports / "index.html").exists()
-
-
 def test_malformed_eval_names_field(setup):
     params, cfg, tp = setup
     write_json(tp.metrics / "eval.json", {"model": "minilm", "test": {"accuracy": 0.9}})

@@ -58,9 +58,19 @@ def compose(task: str, overrides: list[str] | None = None) -> DictConfig:
         return hydra_compose(config_name="config", overrides=[f"task={task}", *(overrides or [])])
 
 
+# string keys whose value must be one of a few words, checked with the schema so that a typo
+# fails at start (not after a stage has written its outputs and only then starts tracking)
+CHOICES: dict[str, tuple[str, ...]] = {
+    "tracking.backend": ("wandb", "none"),
+    "tracking.mode": ("offline", "online", "disabled"),
+}
+
+
 def validate(task: str, block: Any, source: str) -> DictConfig:
     """Merge a plain dict onto the task schema: unknown keys and wrong types fail here."""
     schema = OmegaConf.structured(task_schema(task))
+    if not isinstance(block, (dict, DictConfig)):
+        raise PipelineError(f"{source}: {task}: expected a mapping of config keys, got {type(block).__name__}")
     try:
         cfg = OmegaConf.merge(schema, block)
         OmegaConf.resolve(cfg)
@@ -68,6 +78,10 @@ def validate(task: str, block: Any, source: str) -> DictConfig:
         msg = str(e).strip().splitlines()[0]
         key = getattr(e, "full_key", None)
         raise PipelineError(f"{source}: {task}.{key}: {msg}" if key else f"{source}: {msg}") from None
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value not in allowed:
+            raise PipelineError(f"{source}: {task}.{key}: {value!r} is not one of {', '.join(allowed)}")
     return cfg
 
 
@@ -75,7 +89,16 @@ def load_task_block(task: str, params_path: str | Path = PARAMS_FILE) -> DictCon
     params_path = Path(params_path)
     if not params_path.exists():
         raise PipelineError(f"{params_path}: not found (regenerate with `python -m pipelines.core.params`)")
-    data = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise PipelineError(f"{params_path}: not valid UTF-8 (byte {e.start})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise PipelineError(f"{params_path}: invalid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    if not isinstance(data, dict):
+        raise PipelineError(f"{params_path}: expected a mapping of task blocks, got {type(data).__name__}")
     if task not in data:
         task_schema(task)  # unknown task -> clear error first
         raise PipelineError(f"{params_path}: no block for task {task!r}")

@@ -79,7 +79,10 @@ def read_json(path: str | Path) -> Any:
     if not path.exists():
         raise PipelineError(f"{path}: file not found")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            raise PipelineError(f"{path}: empty file")
+        return json.loads(text)
     except UnicodeDecodeError as e:
         raise PipelineError(f"{path}: not valid UTF-8 (byte {e.start})") from None
     except json.JSONDecodeError as e:

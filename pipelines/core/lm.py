@@ -22,16 +22,17 @@ from .errors import PipelineError
 from .models import load_kwargs, resolve
 
 
-def load_causal_lm(model_cfg: Any, base_models: str | Path) -> tuple[Any, Any]:
-    """(model in eval mode, tokenizer) for a model config (source package|hub|path)."""
+def load_causal_lm(model_cfg: Any, base_models: str | Path, where: str = "model") -> tuple[Any, Any]:
+    """(model in eval mode, tokenizer) for a model config (source package|hub|path); `where` is
+    the config key of that model block, for messages."""
+    path = resolve(model_cfg, base_models, where)  # a config problem fails before the heavy imports
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = resolve(model_cfg, base_models)
     dtype = getattr(torch, str(model_cfg.dtype), None)
     if not isinstance(dtype, torch.dtype):
         raise PipelineError(f"model.dtype: {model_cfg.dtype!r} is not a torch dtype (e.g. float32, bfloat16)")
-    kw = load_kwargs(model_cfg)
+    kw = load_kwargs(model_cfg, where)
     tok = AutoTokenizer.from_pretrained(path, **kw)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kw)
     model.eval()

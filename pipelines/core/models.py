@@ -12,6 +12,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,13 +137,16 @@ def check_model_dir(path: Path, name: str | None = None) -> None:
         raise PipelineError(f"{name}: model folder has no weights ({' / '.join(WEIGHT_FILES)})")
 
 
-def resolve(model_cfg: Any, base_models: str | Path) -> str:
-    """Local folder (package/path) or hub id (hub) that `from_pretrained` should load."""
+def resolve(model_cfg: Any, base_models: str | Path, where: str = "model") -> str:
+    """Local folder (package/path) or hub id (hub) that `from_pretrained` should load.
+
+    `where` is the config key of the model block in messages (`model`, `embedders.minilm`, ...).
+    """
     source = model_cfg.source
     if source == "package":
         if model_cfg.key not in PACKAGED:
             raise PipelineError(
-                f"model.key: unknown packaged model {model_cfg.key!r}; known: {', '.join(sorted(PACKAGED))}"
+                f"{where}.key: unknown packaged model {model_cfg.key!r}; known: {', '.join(sorted(PACKAGED))}"
             )
         d = Path(base_models) / model_cfg.key
         if not d.exists():
@@ -152,26 +156,44 @@ def resolve(model_cfg: Any, base_models: str | Path) -> str:
     if source == "path":
         d = Path(model_cfg.path)
         if not d.is_dir():
-            raise PipelineError(f"model.path: {d} is not a directory")
+            raise PipelineError(f"{where}.path: {d} is not a directory")
         check_model_dir(d)
         return str(d)
     if source == "hub":
         if not model_cfg.hub_id:
-            raise PipelineError("model.hub_id: required when model.source=hub")
+            raise PipelineError(f"{where}.hub_id: required when {where}.source=hub")
         return model_cfg.hub_id
-    raise PipelineError(f"model.source: {source!r} is not one of package, hub, path")
+    raise PipelineError(f"{where}.source: {source!r} is not one of package, hub, path")
 
 
-def load_kwargs(model_cfg: Any) -> dict:
-    kw: dict[str, Any] = {}
+_REMOTE_CODE_WARNED: set[tuple[str, str]] = set()
+
+
+def trust_remote_code(model_cfg: Any, where: str = "model") -> bool:
+    """`trust_remote_code` as the model config says: False unless it sets it. When it does, one
+    warning line naming the model is printed (once per process, i.e. per stage): the model's
+    own Python code from its folder or hub repo will run."""
+    if not model_cfg.get("trust_remote_code", False):
+        return False
+    name = {"hub": model_cfg.get("hub_id"), "path": model_cfg.get("path")}.get(model_cfg.source) or model_cfg.key
+    if (where, name) not in _REMOTE_CODE_WARNED:
+        _REMOTE_CODE_WARNED.add((where, name))
+        print(f"warning: {where}: trust_remote_code=True runs code from {name}", file=sys.stderr, flush=True)
+    return True
+
+
+def load_kwargs(model_cfg: Any, where: str = "model") -> dict:
+    """`from_pretrained` kwargs for the base model; trust_remote_code is always passed explicitly."""
+    kw: dict[str, Any] = {"trust_remote_code": trust_remote_code(model_cfg, where)}
     if model_cfg.source == "hub":
         kw["revision"] = model_cfg.revision
-    if model_cfg.trust_remote_code:
-        import warnings
-
-        warnings.warn(f"model {model_cfg.key}: trust_remote_code=True runs code from the model repo")
-        kw["trust_remote_code"] = True
     return kw
+
+
+def local_kwargs(model_cfg: Any, where: str = "model") -> dict:
+    """`from_pretrained` kwargs for a folder written by this pipeline from that model (a fine-tuned
+    model, its tokenizer): the same trust_remote_code, no hub revision."""
+    return {"trust_remote_code": trust_remote_code(model_cfg, where)}
 
 
 # LoRA target presets per architecture (model_type). "all-linear" is PEFT's own preset.

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from omegaconf import DictConfig
 
 from .errors import PipelineError
-from .models import load_kwargs, read_model_type, resolve
+from .models import load_kwargs, local_kwargs, read_model_type, resolve
 
 FORMATS = ("alpaca", "chat", "phi3")
 
@@ -178,10 +178,14 @@ def encode_examples(tok: Any, examples: Sequence[dict], prompt_cfg: DictConfig, 
 
 # --------------------------------------------------------------------------- models
 def load_tokenizer(cfg: DictConfig, path: str | None = None):
+    # `path`: a folder this pipeline wrote (tokenized data, fine-tuned model): no hub revision
+    if path and not Path(path).is_dir():  # the tokenizer saved with the tokenized data
+        raise PipelineError(f"{path}: not found (run the tokenize stage first)")
+    src = path or resolve(cfg.model, cfg.paths.base_models)  # config problems before the heavy import
+    kw = local_kwargs(cfg.model) if path else load_kwargs(cfg.model)
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path or resolve(cfg.model, cfg.paths.base_models), **load_kwargs(cfg.model))
-    return tok
+    return AutoTokenizer.from_pretrained(src, **kw)
 
 
 def torch_dtype(name: str):
@@ -234,7 +238,7 @@ def load_finetuned_lm(cfg: DictConfig, final: Path):
     if meta["method"] == "full":
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(final, dtype=torch_dtype(cfg.model.dtype))
+        model = AutoModelForCausalLM.from_pretrained(final, dtype=torch_dtype(cfg.model.dtype), **local_kwargs(cfg.model))
     else:
         from peft import PeftModel
 

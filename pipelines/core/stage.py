@@ -48,6 +48,7 @@ def apply_overrides(task: str, cfg, overrides: list[str]):
     """`--set key=value` pairs on top of the params block, validated like the block itself."""
     import yaml
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
     from .config import to_plain, validate
 
@@ -56,10 +57,20 @@ def apply_overrides(task: str, cfg, overrides: list[str]):
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise PipelineError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise PipelineError(f"--set {item!r}: value is not valid YAML ({problem})") from None
         node = OmegaConf.create(block)
-        OmegaConf.update(node, key, yaml.safe_load(value), merge=False, force_add=True)
-        block = OmegaConf.to_container(node)
-    return validate(task, block, "--set")
+        try:
+            OmegaConf.update(node, key, parsed, merge=False, force_add=True)
+        except OmegaConfBaseException as e:  # e.g. a key path through a non-mapping value
+            raise PipelineError(f"--set {item!r}: {str(e).strip().splitlines()[0]}") from None
+        # validated one by one, so the error names the override that broke the config
+        cfg = validate(task, OmegaConf.to_container(node), f"--set {item}")
+        block = to_plain(cfg)
+    return cfg
 
 
 # libraries whose versions can change a metric; recorded next to every run's metrics

@@ -8,21 +8,43 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
-SECRET_MARKERS = ("key", "token", "secret", "password")
+# Config keys whose string values are masked, matched by whole words of the key name, so that
+# `hub_token`, `api_key` or `password` are masked but `model.key` (a model name) and
+# `max_new_tokens` are not.
+SECRET_WORDS = {"token", "secret", "password", "passwd", "apikey", "credential", "credentials", "auth"}
+SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.I)
 
 
-def _scrub(obj: Any) -> Any:
+def _secret_name(name: str) -> bool:
+    words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
+    # "<something>_key" (api_key, access_key, private_key) is a secret; a bare "key" is a registry name
+    return bool(SECRET_WORDS.intersection(words)) or (len(words) > 1 and words[-1] == "key")
+
+
+def _secret_values() -> list[str]:
+    """Values of secret-looking environment variables (WANDB_API_KEY, HF_TOKEN, ...)."""
+    return sorted({v for k, v in os.environ.items() if SECRET_ENV.search(k) and len(v) >= 8}, key=len, reverse=True)
+
+
+def _scrub(obj: Any, secrets: list[str] | None = None) -> Any:
+    """The config as logged: secret-named string values and any text holding the value of a
+    secret environment variable (e.g. through `${oc.env:WANDB_API_KEY}`) become "***"."""
+    secrets = _secret_values() if secrets is None else secrets
     if isinstance(obj, dict):
-        return {k: ("***" if any(m in k.lower() for m in SECRET_MARKERS) and isinstance(v, str) and v else _scrub(v))
+        return {k: ("***" if _secret_name(str(k)) and isinstance(v, str) and v else _scrub(v, secrets))
                 for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_scrub(v) for v in obj]
+        return [_scrub(v, secrets) for v in obj]
+    if isinstance(obj, str):
+        for s in secrets:
+            obj = obj.replace(s, "***")
     return obj
 
 
@@ -37,11 +59,11 @@ class _NoRun:
         return {}
 
 
-_STAGE_RUN: Any = None  # the run stage.main opened for this stage execution
+_STAGE: dict | None = None  # {"run": ...} while stage.main runs a stage (see stage_run)
 
 
 class _Borrowed:
-    """The stage's own run handed to code that calls `start()`; its `finish()` is left to stage.main."""
+    """The stage's own run handed to code that calls `start()`; its `finish()` is left to stage_run."""
 
     def __init__(self, run: Any):
         self._run = run
@@ -74,10 +96,14 @@ def run_dir(cfg: DictConfig) -> Path:
 
 
 def start(cfg: DictConfig, stage: str, run_dir_: Path | None = None):
-    """The W&B run of this stage: the one stage.main opened, or a new one (code run outside a stage)."""
-    if _STAGE_RUN is not None:
-        return _Borrowed(_STAGE_RUN)
-    return _init(cfg, stage)
+    """The W&B run of this stage: inside stage.main, the stage's one run (opened on first use);
+    outside (tests, notebooks), a new run."""
+    if _STAGE is None:
+        return _init(cfg, stage)
+    if _STAGE["run"] is None:
+        _STAGE["run"] = _init(cfg, stage)
+    run = _STAGE["run"]
+    return run if isinstance(run, _NoRun) else _Borrowed(run)
 
 
 def _init(cfg: DictConfig, stage: str):
@@ -90,6 +116,13 @@ def _init(cfg: DictConfig, stage: str):
     import wandb
 
     os.environ["WANDB_MODE"] = t.mode
+    config = _scrub(OmegaConf.to_container(cfg, resolve=True))  # while the secrets are still in the env
+    if t.mode == "offline":
+        # An offline run needs no API key, so wandb and its service process (which inherits this
+        # environment and writes debug logs into the run dir) never get to see it. wandb 0.31
+        # writes no key offline anyway (tests/test_bad_inputs.py walks the run dir); this keeps
+        # it that way whatever a future version logs.
+        os.environ.pop("WANDB_API_KEY", None)
     wdir = run_dir(cfg)
     wdir.mkdir(parents=True, exist_ok=True)
     return wandb.init(
@@ -101,37 +134,42 @@ def _init(cfg: DictConfig, stage: str):
         tags=list(t.tags) + [cfg.task.name],
         dir=str(wdir),
         mode=t.mode,
-        config=_scrub(OmegaConf.to_container(cfg, resolve=True)),
+        config=config,
         reinit="finish_previous",
         settings=wandb.Settings(console="off", x_disable_stats=True, x_disable_meta=True),
     )
 
 
 @contextlib.contextmanager
-def stage_run(cfg: DictConfig, stage: str) -> Iterator[Any]:
-    """One W&B run per stage execution (every stage, not only the training ones): the stage's
-    statistics file (<data>/<stage>_stats.json) and its wall time go to the run summary; a failed
-    stage finishes its run with exit code 1."""
-    global _STAGE_RUN
+def stage_run(cfg: DictConfig, stage: str) -> Iterator[None]:
+    """One W&B run per stage execution, data stages included. Opened when the stage first calls
+    `start()` (training and evaluation log into it), else after the stage succeeded; the stage's
+    statistics file (<data>/<stage>_stats.json) and wall time go to its summary. A stage rejected
+    for bad input before it tracked anything leaves no run behind; one that fails later finishes
+    its run with exit code 1."""
+    global _STAGE
     if cfg.get("train", {}).get("dry_run"):
-        yield _NoRun()
+        yield
         return
-    run = _init(cfg, stage)
-    _STAGE_RUN = None if isinstance(run, _NoRun) else run
+    _STAGE = {"run": None}
     t0 = time.time()
     try:
-        yield run
+        yield
     except BaseException:
-        if _STAGE_RUN is not None:
+        run = _STAGE["run"]
+        if run is not None and not isinstance(run, _NoRun):
             run.finish(exit_code=1)
         raise
     finally:
-        _STAGE_RUN = None
-    if not isinstance(run, _NoRun):
-        from .paths import TaskPaths
+        run, _STAGE = _STAGE["run"], None
+    if run is None:
+        run = _init(cfg, stage)
+    if isinstance(run, _NoRun):
+        return
+    from .paths import TaskPaths
 
-        stats = TaskPaths(cfg).data / f"{stage}_stats.json"
-        if stats.exists() and stats.stat().st_mtime >= t0:
-            run.summary.update({f"stats/{k}": v for k, v in json.loads(stats.read_text()).items()})
-        run.summary["stage_seconds"] = round(time.time() - t0, 1)
-        run.finish()
+    stats = TaskPaths(cfg).data / f"{stage}_stats.json"
+    if stats.exists() and stats.stat().st_mtime >= t0:
+        run.summary.update({f"stats/{k}": v for k, v in json.loads(stats.read_text()).items()})
+    run.summary["stage_seconds"] = round(time.time() - t0, 1)
+    run.finish()

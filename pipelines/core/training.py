@@ -8,7 +8,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from .errors import PipelineError
-from .models import load_kwargs, read_model_type, resolve, target_modules
+from .models import load_kwargs, local_kwargs, read_model_type, resolve, target_modules
 
 PEFT_METHODS = ("lora", "qlora", "full")
 
@@ -150,7 +150,7 @@ def build_config(model_cfg: DictConfig, base_models: str | Path, **extra):
 
     src = model_cfg.source
     if src in ("package", "path"):
-        return AutoConfig.from_pretrained(resolve(model_cfg, base_models), **extra)
+        return AutoConfig.from_pretrained(resolve(model_cfg, base_models), **local_kwargs(model_cfg), **extra)
     try:
         return AutoConfig.from_pretrained(model_cfg.hub_id, **load_kwargs(model_cfg), **extra)
     except Exception as e:  # offline / not cached: fall back to the architecture facts in the config

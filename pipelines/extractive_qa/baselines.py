@@ -54,7 +54,7 @@ def generate_answers(cfg: DictConfig, rows: list[dict]) -> list[str]:
     from pipelines.core.lm import load_causal_lm
 
     g = cfg.baselines.generative
-    model, tok = load_causal_lm(g.model, cfg.paths.base_models)
+    model, tok = load_causal_lm(g.model, cfg.paths.base_models, "baselines.generative.model")
     tok.padding_side = "left"  # generation appends on the right: every row must end at the same place
     prompts = []
     for r in rows:

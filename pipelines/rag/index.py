@@ -41,7 +41,7 @@ def _check_embedding(cfg: DictConfig, name: str) -> tuple[DictConfig, DictConfig
 
 def dry_run(cfg: DictConfig) -> dict:
     """The plan without weights: corpora, collections, embeddings (with each embedder's source)."""
-    from pipelines.core.models import PACKAGED
+    from pipelines.core.models import PACKAGED, trust_remote_code
 
     plan: dict = {"collections": {}, "embeddings": {}, "generator": cfg.model.key}
     from . import chunking
@@ -52,9 +52,7 @@ def dry_run(cfg: DictConfig) -> dict:
     for name, m in cfg.embedders.items():
         if m.source == "package" and m.key not in PACKAGED:
             raise PipelineError(f"embedders.{name}.key: unknown packaged model {m.key!r}")
-        if m.trust_remote_code:
-            print(f"warning: embedders.{name}: trust_remote_code=True runs code from {m.hub_id or m.key}",
-                  file=sys.stderr)
+        trust_remote_code(m, f"embedders.{name}")  # the shared one-line warning when set
     for name in cfg.embeddings:
         spec, _ = _check_embedding(cfg, name)
         m = cfg.embedders[spec.embedder]
@@ -93,7 +91,8 @@ def embed(cfg: DictConfig) -> None:
         t0 = time.time()
         import torch
 
-        enc = Encoder(cfg.embedders[spec.embedder], paths.base_models, cfg.embed.max_tokens)
+        enc = Encoder(cfg.embedders[spec.embedder], paths.base_models, cfg.embed.max_tokens,
+                      where=f"embedders.{spec.embedder}")
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(cfg.embed.bf16)):
             texts = [retrieval_text(c, col.prefix_section) for c in chunks]
             windows, owner = enc.encode_windows(texts, cfg.embed.window_stride,

@@ -101,7 +101,10 @@ def clean(cfg: DictConfig) -> None:
                     raise PipelineError(f"data.question_sets.{name}: format squad needs a squad corpus")
                 rows = squad_questions[qs.corpus]
             else:
-                f = raw / "questions" / name / manifest["question_sets"][name]["file"]
+                entry = manifest["question_sets"].get(name)
+                if entry is None:
+                    raise PipelineError(f"{raw}: question set {name!r} missing; re-run the download stage")
+                f = raw / "questions" / name / entry["file"]
                 rows = validate_questions(read_jsonl(f), str(f))
             if qs.limit is not None and qs.limit < len(rows):
                 rows = random.Random(cfg.runtime.seed).sample(rows, qs.limit)

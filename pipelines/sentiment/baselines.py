@@ -178,7 +178,7 @@ def _prompting(cfg, paths, train, sets, labels, pos, record, timing) -> None:
         sets = {**sets, "test": [sets["test"][i] for i in keep]}
 
     t0 = time.perf_counter()
-    model, tok = load_causal_lm(p.model, paths.base_models)
+    model, tok = load_causal_lm(p.model, paths.base_models, "baselines.prompting.model")
     if not tok.chat_template:
         raise PipelineError(f"baselines.prompting.model: {p.model.key} has no chat template (use an instruct model)")
     timing["prompting_model"] = {"load_s": round(time.perf_counter() - t0, 3), "threads": torch.get_num_threads()}

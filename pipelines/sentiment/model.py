@@ -11,7 +11,7 @@ from pipelines.core import tracking
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_path, read_jsonl, write_json, write_jsonl
 from pipelines.core.metrics import classification_metrics
-from pipelines.core.models import load_kwargs, read_model_type, resolve
+from pipelines.core.models import load_kwargs, local_kwargs, read_model_type, resolve
 from pipelines.core.paths import TaskPaths, project_relative
 from pipelines.core.runtime import seed_everything
 from pipelines.core.training import apply_peft, dry_run_model, resume_checkpoint, save_finetuned, training_arguments
@@ -23,9 +23,10 @@ FINAL = "final"
 
 
 def _tokenizer(cfg: DictConfig):
+    path = resolve(cfg.model, cfg.paths.base_models)
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve(cfg.model, cfg.paths.base_models), **load_kwargs(cfg.model))
+    return AutoTokenizer.from_pretrained(path, **load_kwargs(cfg.model))
 
 
 def _encode(tok, texts: list[str], max_length: int) -> dict:
@@ -35,13 +36,13 @@ def _encode(tok, texts: list[str], max_length: int) -> dict:
 
 
 def tokenize(cfg: DictConfig) -> None:
-    from datasets import Dataset, DatasetDict
-
     tp = TaskPaths(cfg)
     if cfg.train.dry_run:
         print(f"[dry-run] tokenize: {tp.data / 'split'} with {cfg.model.key}, max_length={cfg.data.max_length}, dynamic padding")
         return
-    tok = _tokenizer(cfg)
+    tok = _tokenizer(cfg)  # model config problems first, before the datasets import
+    from datasets import Dataset, DatasetDict
+
     parts = {}
     for name in SPLITS:
         rows = read_jsonl(tp.data / "split" / f"{name}.jsonl")
@@ -86,10 +87,10 @@ def finetune(cfg: DictConfig) -> None:
               f"{'present' if split.exists() else 'not built yet'} at {split}; truncation {cfg.data.max_length}, dynamic padding")
         return
 
+    src = resolve(cfg.model, cfg.paths.base_models)  # config problems first, before any data work or torch import
     seed_everything(cfg.runtime.seed)
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
-    src = resolve(cfg.model, cfg.paths.base_models)  # config problems first, before any data work
     ds = _load_tokenized(tp)
     tok = _tokenizer(cfg)
     model = AutoModelForSequenceClassification.from_pretrained(src, **_label_maps(cfg), **load_kwargs(cfg.model))
@@ -130,9 +131,9 @@ def load_finetuned(cfg: DictConfig):
     if not meta_file.exists():
         raise PipelineError(f"{final}: no fine-tuned model (run the finetune stage first)")
     meta = json.loads(meta_file.read_text())
-    tok = AutoTokenizer.from_pretrained(final)
+    tok = AutoTokenizer.from_pretrained(final, **local_kwargs(cfg.model))
     if meta["method"] == "full":
-        model = AutoModelForSequenceClassification.from_pretrained(final)
+        model = AutoModelForSequenceClassification.from_pretrained(final, **local_kwargs(cfg.model))
     else:
         from peft import PeftModel
 
