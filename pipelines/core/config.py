@@ -47,15 +47,23 @@ def register_schemas() -> None:
         cs.store(group="schema", name=task, node=task_schema(task), package="_global_")
 
 
+_HYDRA = None  # the Hydra instance compose() initialised (re-initialised if someone else replaced it)
+
+
 def compose(task: str, overrides: list[str] | None = None) -> DictConfig:
-    """Compose `conf/` for one task with Hydra's compose API (used by params regeneration/tests)."""
+    """Compose `conf/` for one task with Hydra's compose API (used by params regeneration/tests).
+    Hydra is initialised once per process: the test suite composes a few hundred configs."""
+    global _HYDRA
     from hydra import compose as hydra_compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    register_schemas()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=[f"task={task}", *(overrides or [])])
+    gh = GlobalHydra.instance()
+    if _HYDRA is None or not gh.is_initialized() or gh.hydra is not _HYDRA:
+        register_schemas()
+        gh.clear()
+        initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3")  # stays initialised
+        _HYDRA = gh.hydra
+    return hydra_compose(config_name="config", overrides=[f"task={task}", *(overrides or [])])
 
 
 # string keys whose value must be one of a few words, checked with the schema so that a typo
