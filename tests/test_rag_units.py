@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.core.config import PROJECT_ROOT
 from pipelines.core.errors import PipelineError
-from pipelines.rag import answer, chunking, retrieve as R
+from pipelines.rag import answer_checks as answer, chunking, retrieve as R
 from pipelines.rag.corpus import clean_corpus, clean_document, normalize, validate_questions
 from pipelines.rag.metrics import judge, ranking_metrics
 

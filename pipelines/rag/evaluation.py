@@ -14,7 +14,7 @@ from pipelines.core.errors import PipelineError
 from pipelines.core.io import read_jsonl, write_json, write_jsonl
 from pipelines.core.paths import TaskPaths
 
-from .answer import answer_metrics
+from .answer_checks import answer_metrics
 from .index import headline_variant, load_rankings, read_variants
 from .metrics import judge, ranking_metrics
 
