@@ -49,7 +49,9 @@ def test_qa_original_setup_dry_runs_offline(tmp_path):
 
 
 def test_multirun_sweep_gets_one_dir_per_job(tmp_path):
-    proc = _run(["-m", "peft.r=4,8", "peft.targets=qv,qkv", "train.dry_run=true",
+    """A 4-job sweep through submitit's local executor (the cluster launcher's local twin, jobs
+    side by side): one run dir per job, each with its own config."""
+    proc = _run(["-m", "hydra/launcher=submitit_local", "peft.r=4,8", "peft.targets=qv,qkv", "train.dry_run=true",
                  f"hydra.sweep.dir={tmp_path}/sweep"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name.isdigit())
@@ -60,8 +62,11 @@ def test_multirun_sweep_gets_one_dir_per_job(tmp_path):
         assert block["paths"]["root"] == str(job)  # outputs of a job stay inside its dir
         seen.add((block["peft"]["r"], block["peft"]["targets"]))
     assert seen == {(4, "qv"), (4, "qkv"), (8, "qv"), (8, "qkv")}
+    logs = sorted((tmp_path / "sweep/.submitit").glob("*/*_log.out"))
+    assert len(logs) == 4 and all("Job completed successfully" in p.read_text() for p in logs)
     # the LoRA size printed by each dry run follows its variant
-    trainable = [int(x.split(": ")[1].rstrip(",")) for x in proc.stdout.splitlines() if '"trainable_params"' in x]
+    trainable = [int(x.split(": ")[1].rstrip(",")) for p in logs for x in p.read_text().splitlines()
+                 if '"trainable_params"' in x]
     assert len(set(trainable)) == 4
 
 

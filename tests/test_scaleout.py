@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import pytest
 from conftest import PROJECT_ROOT, make_params, run_stage
 
 # enough steps that both runs learn something (MiniLM, 2 cores); same global batch in both
-RECIPE = ["data.limit=400", "train.max_steps=24", "train.batch_size=16", "train.eval_strategy=no",
+RECIPE = ["data.limit=400", "data.max_length=128", "train.max_steps=24", "train.batch_size=16", "train.eval_strategy=no",
           "train.load_best=false", "train.logging_steps=4", "train.learning_rate=1e-3"]
 
 
@@ -112,20 +111,3 @@ def test_bad_launcher_settings_are_one_line(tmp_path, override, needle):
     assert proc.returncode != 0
     assert needle in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
-
-
-def test_submitit_local_sweep(tmp_path):
-    """The cluster launcher's local twin: a 2-job sweep through submitit, one run dir per job."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
-    proc = subprocess.run([sys.executable, "-m", "pipelines.run", "-m", "hydra/launcher=submitit_local",
-                           "task=sentiment", "peft.r=4,8", "train.dry_run=true", f"hydra.sweep.dir={tmp_path}/sweep"],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    import yaml
-
-    ranks = [yaml.safe_load((tmp_path / f"sweep/{n}/params.yaml").read_text())["sentiment"]["peft"]["r"] for n in (0, 1)]
-    assert ranks == [4, 8]
-    logs = sorted((tmp_path / "sweep/.submitit").glob("*/*_log.out"))
-    assert len(logs) == 2 and all("Job completed successfully" in p.read_text() for p in logs)
-    trainable = sorted(int(re.search(r'"trainable_params": (\d+)', p.read_text()).group(1)) for p in logs)
-    assert trainable[1] > 1.9 * trainable[0]  # each job ran its own config (LoRA r=8 vs r=4)
