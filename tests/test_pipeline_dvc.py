@@ -292,6 +292,7 @@ def test_same_seed_identical_metrics(repo):
     files = [f"metrics/{t}/eval.json" for t in tasks] + ["metrics/sentiment/baselines.json"]
     files += ["metrics/rag/eval.json", "metrics/rag/retrieval.json"]
     files += [f"metrics/{t}/run_info.json" for t in (*tasks, "rag")]  # resolved config + library versions
+    _dvc(repo, "repro")  # everything current first (earlier tests changed params and ran single stages)
     info = json.loads((repo / "metrics/sentiment/run_info.json").read_text())
     assert info["versions"]["torch"].startswith("2.13.0") and info["config"]["peft"]["r"] == 4
     before = {p: (repo / p).read_bytes() for p in files}
