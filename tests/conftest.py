@@ -16,15 +16,6 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 BASE_MODELS = PROJECT_ROOT / "models" / "base"
 
 
-# modules that take most of the suite's time go first: with 2 xdist workers (--dist loadfile) the
-# tiny DVC pipeline (~10 min) runs on one worker while every other module runs on the other
-FIRST = ("test_pipeline_dvc.py", "test_scaleout.py")
-
-
-def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: next((i for i, name in enumerate(FIRST) if item.path.name == name), len(FIRST)))
-
-
 def make_params(tmp_path: Path, task: str = "sentiment", overrides: list[str] | None = None) -> Path:
     """Compose `task` with overrides, send all outputs under tmp_path, write a params file."""
     cfg = compose(task, [

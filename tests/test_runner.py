@@ -73,13 +73,13 @@ def test_multirun_sweep_gets_one_dir_per_job(tmp_path):
 def test_real_tiny_run_outside_dvc(tmp_path):
     """The runner's real path: every stage on a tiny budget, outputs only inside its run dir."""
     proc = _run(["data.limit=120", "train.max_steps=4", "train.eval_strategy=no", "train.batch_size=8",
-                 "baselines.prompting.max_examples=6", "baselines.prompting.shots=[0]",
+                 "baselines.prompting.enabled=false",  # SmolLM2 prompting: covered by the DVC pipeline test
                  "evaluate.extra_sets=[]", f"hydra.run.dir={tmp_path}/run"])
     assert proc.returncode == 0, proc.stderr[-4000:]
     run = tmp_path / "run"
     ev = json.loads((run / "metrics/sentiment/eval.json").read_text())
     assert ev["test"]["n"] == 24 and ev["extra"] == {}
-    assert {"tfidf", "zero_shot"} <= set(json.loads((run / "metrics/sentiment/baselines.json").read_text()))
+    assert "tfidf" in json.loads((run / "metrics/sentiment/baselines.json").read_text())
     assert (run / "reports/sentiment/index.html").exists()
 
 
