@@ -55,8 +55,8 @@ def test_question_without_usable_answer_keeps_its_text(tmp_path):
     f.write_text(json.dumps(doc))
     [p] = load_squad_paragraphs(f)
     assert p["id"] == "Nikola Tesla#0"
-    assert p["qas"][0] == {"question": "¿Cuándo nació Tesla?", "answer": None, "answers": []}
-    assert p["qas"][1]["answer"] == "Tesla"
+    assert p["qas"][0] == {"question": "¿Cuándo nació Tesla?", "answer": None, "answers": [], "answer_end": 0}
+    assert p["qas"][1]["answer"] == "Tesla" and p["qas"][1]["answer_end"] == 5
 
 
 @pytest.mark.parametrize("doc, where", [
@@ -272,3 +272,30 @@ def test_wiki_bad_entry_names_file_and_field(tmp_path):
     f.write_text("[1, 2")
     with pytest.raises(PipelineError, match="invalid JSON"):
         load_wiki_biographies(f, None, 0, 0, 1000)
+
+
+def test_cut_paragraph_keeps_sentences_and_only_questions_answered_inside(paragraphs):
+    from pipelines.qgen_es.data import cut_paragraph
+    long = [p for p in paragraphs if len(p["context"]) > 700]
+    assert len(long) > 900
+    kept = dropped_q = 0
+    for p in long:
+        c = cut_paragraph(p, 700)
+        if c is None:
+            continue
+        kept += 1
+        assert len(c["context"]) <= 701 and p["context"].startswith(c["context"])
+        assert c["context"][-1] in '.!?"»”)'  # ends on a sentence boundary
+        assert c["qas"] and all(qa["answer"] and all(a in c["context"] for a in qa["answers"]) for qa in c["qas"])
+        dropped_q += len(p["qas"]) - len(c["qas"])
+    assert kept > 900 and dropped_q > 0
+    short = next(p for p in paragraphs if len(p["context"]) < 300)
+    assert cut_paragraph(short, 700) is short
+    # the answer span decides, not just the text: "1897" answered late in the paragraph is dropped
+    # even if the cut text mentions 1897 earlier
+    p = {"id": "x#0", "title": "x", "context": "Nació en 1897. " + "Texto. " * 20 + "Murió en 1897.",
+         "qas": [{"question": "¿Cuándo murió?", "answer": "1897", "answers": ["1897"], "answer_end": 170},
+                 {"question": "¿Cuándo nació?", "answer": "1897", "answers": ["1897"], "answer_end": 13}]}
+    c = cut_paragraph(p, 40)
+    assert c["context"].endswith(".") and [qa["question"] for qa in c["qas"]] == ["¿Cuándo nació?"]
+    assert cut_paragraph({**p, "qas": p["qas"][:1]}, 40) is None

@@ -34,8 +34,8 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 DEFAULT_USER_TEMPLATE = (
     "Texto:\n{text}\n\n"
-    "Escribe exactamente {n} preguntas sobre el texto: {k} afirmaciones de verdadero o falso "
-    "y {n_short} preguntas de respuesta corta."
+    "Escribe exactamente {n} preguntas sobre el texto: primero {n_short} preguntas de respuesta corta "
+    "y al final {k} afirmaciones de verdadero o falso."
 )
 
 
@@ -80,18 +80,42 @@ def load_squad_paragraphs(path: str | Path) -> list[dict]:
                     raise PipelineError(f"{qw}: expected an object, got {type(qa).__name__}")
                 question = " ".join(_need(qa, "question", str, qw).split())
                 answers: list[str] = []
+                end = 0  # where the last usable answer ends in the context (a cut must keep it)
                 for ni, ans in enumerate(qa.get("answers") or []):
                     if not isinstance(ans, dict) or not isinstance(ans.get("text"), str):
                         raise PipelineError(f"{qw}.answers[{ni}]: expected an object with a string 'text'")
                     text = _clean_answer(ans["text"])
-                    if text and ans.get("answer_start", 0) >= 0 and text not in answers:
+                    start = ans.get("answer_start", 0)
+                    if text and isinstance(start, int) and start >= 0 and text not in answers:
                         answers.append(text)
-                qas.append({"question": question, "answer": answers[0] if answers else None, "answers": answers})
+                        end = max(end, start + len(ans["text"]))
+                qas.append({"question": question, "answer": answers[0] if answers else None, "answers": answers,
+                            "answer_end": end})
             out.append({"id": f"{title}#{per_title[title]}", "title": title, "context": context, "qas": qas})
             per_title[title] += 1
     if not out:
         raise PipelineError(f"{path}: 'data' holds no paragraphs")
     return out
+
+
+_SENTENCE_END = re.compile(r"[.!?][\"»”)]?(?=\s)")
+
+
+def cut_paragraph(p: dict, max_chars: int) -> dict | None:
+    """The paragraph's first sentences (≤ max_chars) with the questions answered inside them.
+
+    Questions without a usable answer are dropped too: nothing tells whether the cut text still
+    answers them. None when no sentence boundary fits or no question is left.
+    """
+    if len(p["context"]) <= max_chars:
+        return p
+    ends = [m.end() for m in _SENTENCE_END.finditer(p["context"][:max_chars + 1])]
+    if not ends:
+        return None
+    text = p["context"][:ends[-1]]
+    qas = [qa for qa in p["qas"] if qa["answer"] and qa.get("answer_end", 0) <= len(text)
+           and all(a in text for a in qa["answers"])]
+    return {**p, "context": text, "qas": qas} if qas else None
 
 
 _LANG_NOTE = re.compile(r"\s*\(en [^()]*\)$", re.I)  # "(en inglés)": a translation note, not a name

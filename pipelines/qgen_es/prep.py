@@ -19,7 +19,7 @@ from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_path, read_jsonl, sha256_file, write_json, write_jsonl
 from pipelines.core.paths import TaskPaths
 
-from .data import BIOGRAPHY_MODES, is_biography, load_squad_paragraphs, load_wiki_biographies, make_sft_examples, \
+from .data import BIOGRAPHY_MODES, cut_paragraph, is_biography, load_squad_paragraphs, load_wiki_biographies, make_sft_examples, \
     split_by_title, wiki_summaries_path
 
 SPLITS = ("train", "val", "test")
@@ -66,15 +66,20 @@ def _download_hub(d: DictConfig, dst: Path) -> dict:
 
 def clean(cfg: DictConfig) -> None:
     d, tp = cfg.data, TaskPaths(cfg)
+    if d.long_paragraphs not in ("cut", "skip"):
+        raise PipelineError(f"data.long_paragraphs: {d.long_paragraphs!r} is not one of cut, skip")
     if d.biography.mode not in BIOGRAPHY_MODES:
         raise PipelineError(f"data.biography.mode: {d.biography.mode!r} is not one of {', '.join(BIOGRAPHY_MODES)}")
     paragraphs = load_squad_paragraphs(tp.data / "raw" / d.file)
     reasons: Counter = Counter()
-    kept = []
+    kept, cut = [], 0
     for p in paragraphs:
         if len(p["context"]) > d.max_context_chars:
-            reasons["too_long"] += 1
-        elif not is_biography(p["title"], p["context"], list(d.biography.titles), d.biography.mode):
+            if d.long_paragraphs == "skip" or (p := cut_paragraph(p, d.max_context_chars)) is None:
+                reasons["too_long"] += 1
+                continue
+            cut += 1
+        if not is_biography(p["title"], p["context"], list(d.biography.titles), d.biography.mode):
             reasons["not_biography"] += 1
         else:
             kept.append(p)
@@ -82,11 +87,12 @@ def clean(cfg: DictConfig) -> None:
         raise PipelineError(f"data: no paragraph left after filters (biography.mode={d.biography.mode}, "
                             f"max_context_chars={d.max_context_chars}): {dict(reasons)}")
     write_jsonl(tp.data / "paragraphs.jsonl", kept)
-    stats = {"file": d.file, "paragraphs_read": len(paragraphs), "kept": len(kept), "dropped": dict(reasons),
+    stats = {"file": d.file, "paragraphs_read": len(paragraphs), "kept": len(kept), "cut_to_max_chars": cut,
+             "dropped": dict(reasons),
              "articles": len({p["title"] for p in kept}), "questions": sum(len(p["qas"]) for p in kept),
              "biography_mode": d.biography.mode}
     write_json(tp.data / "clean_stats.json", stats)
-    _log("clean", f"{len(kept)} of {len(paragraphs)} paragraphs kept ({dict(reasons)}), {stats['articles']} articles")
+    _log("clean", f"{len(kept)} of {len(paragraphs)} paragraphs kept ({cut} of them cut to their first sentences), dropped {dict(reasons)}, {stats['articles']} articles")
 
 
 def split(cfg: DictConfig) -> None:
