@@ -82,7 +82,7 @@ def _set_param(repo: Path, dotted: str, value) -> None:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    for key in ("minilm", "smollm2-135m"):
+    for key in ("minilm", "me5-small", "smollm2-135m"):
         base_model(key)
     repo = tmp_path_factory.mktemp("tinyrepo")
     for name in COPY:
@@ -93,7 +93,7 @@ def repo(tmp_path_factory) -> Path:
     _dvc(repo, "init", "-q")
     # params: the committed defaults with a tiny budget; only the models this run needs
     doc = yaml.safe_load(render().split("\n", 3)[-1])
-    doc = {"download": {"models": ["minilm", "smollm2-135m"]}}
+    doc = {"download": {"models": ["me5-small", "minilm", "smollm2-135m"]}}
     for task, overrides in (("sentiment", TINY), ("extractive_qa", TINY_QA), ("instruct", TINY_INSTRUCT),
                             ("qgen_es", TINY_QGEN)):
         block = to_plain(compose(task, overrides))
@@ -231,6 +231,15 @@ def test_qa_outputs_and_metric_recomputed_independently(repo):
     # no test article was seen in training
     titles = {s: {r["title"] for r in _jsonl(repo / f"data/extractive_qa/split/{s}.jsonl")} for s in ("train", "test")}
     assert not titles["train"] & titles["test"]
+    # the default encoder (multilingual-e5-small) trained with its word embeddings frozen
+    from safetensors import safe_open
+
+    summary = json.loads((repo / "models/extractive_qa/train_summary.json").read_text())
+    assert summary["model"] == "me5-small" and summary["frozen"] == "word embeddings"
+    with safe_open(repo / "models/extractive_qa/final/model.safetensors", "pt") as tuned, \
+            safe_open(BASE_MODELS / "me5-small/model.safetensors", "pt") as base:
+        assert tuned.get_tensor("bert.embeddings.word_embeddings.weight").equal(base.get_tensor("embeddings.word_embeddings.weight"))
+        assert not tuned.get_tensor("bert.encoder.layer.11.output.dense.weight").equal(base.get_tensor("encoder.layer.11.output.dense.weight"))
     html = (repo / "reports/extractive_qa/index.html").read_text()
     assert "F1 by question type" in html and "F1 by answer length" in html and "data:image/png;base64," in html
 

@@ -90,6 +90,50 @@ def test_masked_prompt_contributes_nothing_to_the_loss(tok, model):
     assert int(mask.sum()) == sum(len(r["input_ids"]) - r["prompt_len"] for r in rows)
 
 
+def test_completion_only_logits_give_the_same_loss_and_gradients(tok, model):
+    """The trainer's loss keeps LM-head logits only from the batch's first learned position on:
+    same loss and same LoRA gradients as the full logits, fewer positions through the head."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    rows, _ = sft.encode_examples(tok, EXAMPLES, _prompt_cfg("alpaca"), max_length=256)
+    batch = DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id)(
+        [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
+    lora = get_peft_model(copy.deepcopy(model), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    assert sft.accepts_logits_to_keep(lora) and sft.accepts_logits_to_keep(model)
+    cut = sft.completion_logits_only(batch)
+    L = batch["input_ids"].shape[1]
+    first = min(r["prompt_len"] for r in rows)  # earliest learned position in the batch
+    assert cut["logits_to_keep"] == L - first + 1 < L and cut["labels"].shape == (len(rows), L - first + 1)
+    assert (batch["labels"][:, :first] == -100).all()  # nothing learned was cut away
+
+    def loss_and_grads(inputs):
+        lora.zero_grad()
+        out = lora(**{k: v for k, v in inputs.items() if k != "position_ids"})
+        out.loss.backward()
+        return out.loss.detach(), {n: p.grad.clone() for n, p in lora.named_parameters() if p.requires_grad}
+
+    full_loss, full_grads = loss_and_grads(batch)
+    cut_loss, cut_grads = loss_and_grads(cut)
+    torch.testing.assert_close(cut_loss, full_loss, rtol=1e-5, atol=1e-5)
+    for name, g in full_grads.items():
+        torch.testing.assert_close(cut_grads[name], g, rtol=1e-4, atol=1e-6)
+    # nothing to cut: a batch whose first label is learned, or no labels at all, is left alone
+    assert sft.completion_logits_only({"input_ids": batch["input_ids"], "labels": batch["input_ids"]})["labels"] is batch["input_ids"]
+    assert "logits_to_keep" not in sft.completion_logits_only({"input_ids": batch["input_ids"]})
+
+
+def test_generation_dtype_casts_a_copy(model):
+    bf = sft.generation_model(model, "bfloat16")
+    assert bf is not model and next(bf.parameters()).dtype == torch.bfloat16
+    assert next(model.parameters()).dtype == torch.float32  # losses still use the caller's weights
+    assert sft.generation_model(model, None) is model and sft.generation_model(model, "float32") is model
+    with pytest.raises(PipelineError, match=r"^generation.dtype: 'bf17' is not a torch dtype"):
+        sft.generation_model(model, "bf17")
+
+
 def test_example_with_no_learned_token_is_refused(tok, tmp_path):
     rows, counts = sft.encode_examples(tok, [*EXAMPLES, {"id": "d", "instruction": "x", "input": "", "output": "  "}],
                                        _prompt_cfg("alpaca"), max_length=256)

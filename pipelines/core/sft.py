@@ -188,12 +188,12 @@ def load_tokenizer(cfg: DictConfig, path: str | None = None):
     return AutoTokenizer.from_pretrained(src, **kw)
 
 
-def torch_dtype(name: str):
+def torch_dtype(name: str, field: str = "model.dtype"):
     import torch
 
     dtype = getattr(torch, str(name), None)
     if not isinstance(dtype, torch.dtype):
-        raise PipelineError(f"model.dtype: {name!r} is not a torch dtype (e.g. float32, bfloat16)")
+        raise PipelineError(f"{field}: {name!r} is not a torch dtype (e.g. float32, bfloat16)")
     return dtype
 
 
@@ -256,11 +256,25 @@ def load_finetuned_lm(cfg: DictConfig, final: Path):
 
 
 # --------------------------------------------------------------------------- generation
+def generation_model(model, dtype: str | None):
+    """`model` in `dtype` for decoding: a cast copy, so the caller's model (used for losses) is untouched."""
+    import copy
+
+    if not dtype:
+        return model
+    want = torch_dtype(dtype, "generation.dtype")
+    quantized = getattr(getattr(model, "config", None), "quantization_config", None) is not None
+    if quantized or next(model.parameters()).dtype == want:
+        return model
+    return copy.deepcopy(model).to(want)
+
+
 def generate(model, tok, prompts: Sequence[str], fmt: str, gen: DictConfig) -> list[dict]:
     """Greedy (or sampled) replies for `prompts`: [{text, eos, new_tokens}], in input order."""
     import torch
 
     stops = stop_token_ids(tok, fmt, model)
+    model = generation_model(model, gen.get("dtype"))
     enc = [tok(p, add_special_tokens=add_special_tokens(fmt))["input_ids"] for p in prompts]
     order = sorted(range(len(enc)), key=lambda i: -len(enc[i]))  # similar lengths together
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -295,6 +309,34 @@ def generate(model, tok, prompts: Sequence[str], fmt: str, gen: DictConfig) -> l
 
 
 # --------------------------------------------------------------------------- training
+def accepts_logits_to_keep(model) -> bool:
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # under a PEFT wrapper
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
+def completion_logits_only(inputs: dict) -> dict:
+    """The batch with LM-head logits kept only from the first learned position on.
+
+    With prompt masking, most positions of a qgen_es/instruct row are prompt: their logits
+    (576 x 49k per token for SmolLM2) and the fp32 cross-entropy over them were ~15% of a
+    training step and are never used. Labels are cut to the same positions, so the loss (and
+    the token count HF divides by) is the same: the logit at position p-1 predicts label p, and
+    every label before the batch's first learned position p is -100.
+    """
+    labels = inputs.get("labels")
+    if labels is None or "logits_to_keep" in inputs or labels.dim() != 2:
+        return inputs
+    learned = (labels != -100).any(dim=0).nonzero()
+    if len(learned) == 0:
+        return inputs
+    keep = labels.shape[1] - int(learned[0]) + 1
+    if keep >= labels.shape[1]:
+        return inputs
+    return {**inputs, "labels": labels[:, -keep:], "logits_to_keep": keep}
+
+
 def sft_trainer_class():
     from transformers import Trainer
     from trl import SFTTrainer
@@ -304,9 +346,14 @@ def sft_trainer_class():
 
         The loss is the model's own cross-entropy on our labels (Trainer.compute_loss), not TRL's
         chunked log-prob LM head: that kernel's torch fallback (no Triton on CPU) made backward
-        steps after the first evaluation take minutes instead of ~2 s here."""
+        steps after the first evaluation take minutes instead of ~2 s here. Logits are computed only
+        where labels are learned (`completion_logits_only`)."""
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if not hasattr(self, "_keeps_logits"):
+                self._keeps_logits = accepts_logits_to_keep(self.accelerator.unwrap_model(model))
+            if self._keeps_logits:
+                inputs = completion_logits_only(inputs)
             return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
 
@@ -384,7 +431,12 @@ def finetune(cfg: DictConfig) -> None:
     t0 = time.time()
     trainer.train(resume_from_checkpoint=resume)
     secs = time.time() - t0
-    final_eval = trainer.evaluate()  # the selected (best) checkpoint's validation loss
+    best = trainer.state.best_metric
+    if args.load_best_model_at_end and args.metric_for_best_model in ("loss", "eval_loss") and best is not None:
+        # the loaded best checkpoint was scored on val during training: no second pass over val
+        final_eval = {"eval_loss": best, "eval_perplexity": math.exp(min(best, 50.0))}
+    else:
+        final_eval = trainer.evaluate()  # the final weights' validation loss
     run.summary.update({"trainable_params": summary["trainable_params"], "val_loss": final_eval.get("eval_loss")})
     run.finish()
     pad = json.loads((path / "tokenizer" / "tunedag_pad.json").read_text())

@@ -13,8 +13,8 @@ from pipelines.core.io import atomic_path, write_json, write_jsonl
 from pipelines.core.models import load_kwargs, local_kwargs, read_model_type, resolve
 from pipelines.core.paths import TaskPaths, project_relative
 from pipelines.core.runtime import seed_everything
-from pipelines.core.training import (apply_peft, dry_run_model, model_overrides, ordered_eval_trainer, resume_checkpoint,
-                                     save_finetuned, training_arguments)
+from pipelines.core.training import (apply_peft, count_params, dry_run_model, model_overrides, ordered_eval_trainer,
+                                     resume_checkpoint, save_finetuned, training_arguments)
 
 from .data import SPLITS, read_split
 from .features import prepare_features
@@ -137,6 +137,8 @@ def finetune(cfg: DictConfig) -> None:
     model = AutoModelForQuestionAnswering.from_pretrained(src, **load_kwargs(cfg.model), **model_overrides(cfg))
     model_type = read_model_type(src, cfg.model)
     model, summary = apply_peft(model, cfg.peft, model_type, "QUESTION_ANS")
+    if cfg.peft.get("freeze_embeddings") and cfg.peft.method == "full":  # LoRA keeps every base weight fixed anyway
+        summary = freeze_word_embeddings(model, summary)
     print(f"[finetune] {cfg.model.key} ({model_type}) {summary['method']}: trainable {summary['trainable_params']:,} "
           f"of {summary['total_params']:,} ({summary['trainable_pct']}%)")
 
@@ -162,6 +164,13 @@ def finetune(cfg: DictConfig) -> None:
 
     save_finetuned(cfg, trainer, tok, src, summary, train_seconds, ckpt_dir,
                    train_features=len(ds["train"]), bf16=bool(cfg.train.bf16))
+
+def freeze_word_embeddings(model, summary: dict) -> dict:
+    model.get_input_embeddings().weight.requires_grad_(False)
+    trainable, total = count_params(model)
+    return {**summary, "trainable_params": trainable, "trainable_pct": round(100.0 * trainable / total, 4),
+            "frozen": "word embeddings"}
+
 
 def load_finetuned(cfg: DictConfig):
     final = TaskPaths(cfg).models / FINAL

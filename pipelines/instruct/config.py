@@ -40,7 +40,8 @@ class InstructDataConfig:
 
 @dataclass
 class InstructEvaluateConfig:
-    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=64, max_examples=48))
+    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(
+        max_new_tokens=64, max_examples=48, batch_size=16, dtype="bfloat16"))
     n_examples: int = 6  # shown in the report
 
 

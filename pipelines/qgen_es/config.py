@@ -85,7 +85,8 @@ class QgenPromptConfig(PromptConfig):
 
 @dataclass
 class QgenEvaluateConfig:
-    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=192, batch_size=12, no_repeat_ngram_size=10))
+    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(
+        max_new_tokens=192, batch_size=12, no_repeat_ngram_size=10, dtype="bfloat16"))
     # modes compared on the same inputs; the fine-tuned model is scored by the evaluate stage
     modes: List[str] = field(default_factory=lambda: ["zero_shot", "system_prompt", "few_shot"])
     few_shot_k: int = 2  # worked examples (from the training split) in the few-shot prompt
