@@ -30,7 +30,8 @@ repro: setup
 test: setup
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] || { echo "make test: chromium is missing and installing it needs root: sudo apt-get install -y --no-install-recommends chromium" >&2; exit 1; }; apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }
 	dvc repro download_models
-	$(PY) -m pytest
+	# two workers; a file's tests stay on one worker (the tiny-DVC tests share one scratch repo)
+	$(PY) -m pytest -n 2 --dist loadfile
 
 params: setup
 	$(PY) -m pipelines.core.params

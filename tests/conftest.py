@@ -13,6 +13,11 @@ from pipelines.core.config import PROJECT_ROOT, compose, to_plain
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers on the 2 cores: one thread per process (stages included, via
+    # TUNEDAG_MAX_THREADS) instead of four spinning OpenMP threads fighting over two cores
+    os.environ.setdefault("TUNEDAG_MAX_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 BASE_MODELS = PROJECT_ROOT / "models" / "base"
 
 

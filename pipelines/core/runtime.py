@@ -7,6 +7,11 @@ import random
 
 def set_threads(n: int) -> None:
     # Must run before `import torch` to take effect for OpenMP/MKL pools.
+    # TUNEDAG_MAX_THREADS caps the configured count when processes share the cores (parallel
+    # tests, two runs at once): oversubscribed OpenMP pools spin and slow everyone down.
+    cap = os.environ.get("TUNEDAG_MAX_THREADS")
+    if cap:
+        n = min(n, int(cap))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(n)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
