@@ -14,7 +14,7 @@ from pipelines.core.errors import PipelineError
 from pipelines.qgen_es.data import (
     BIOGRAPHY_MODES, TF_SUFFIX, WIKI_PEOPLE_TOPIC, answer_type, build_target, clean_title, is_biography,
     load_squad_paragraphs, load_wiki_biographies, make_sft_examples, make_true_false, split_by_title,
-    to_statement, wiki_summaries_path,
+    natural_statement, to_statement, true_false_item, wiki_summaries_path,
 )
 from pipelines.qgen_es.quality import is_true_false, parse_questions
 
@@ -114,6 +114,8 @@ def test_answer_types():
     assert answer_type("3 millones") == "number"
     assert answer_type("Denver Broncos") == "name" and answer_type("Santa Clara, California") == "name"
     assert answer_type("corriente alterna") == "other"
+    assert answer_type("7 de febrero de 2016") == "date" and answer_type("febrero de 2016") == "date"
+    assert answer_type("el 21 de mayo") == "date" and answer_type("21 de mayo") == "date"
 
 
 def test_statements_read_naturally():
@@ -122,6 +124,15 @@ def test_statements_read_naturally():
     assert to_statement("¿Quién ganó el Super Bowl 50?", "Denver Broncos") == "Denver Broncos ganó el Super Bowl 50"
     assert to_statement("¿Cuántos hijos tuvo Lutero?", "seis") == "Lutero tuvo seis hijos"
     assert to_statement("¿Cuál es el nombre del estadio?", "Levi's Stadium") == "El nombre del estadio es Levi's Stadium"
+    assert to_statement("¿Qué año ganaron los Broncos?", "2015") == "Ganaron los Broncos en 2015"
+    assert to_statement("¿En qué fecha se jugó el partido?", "7 de febrero de 2016") \
+        == "Se jugó el partido el 7 de febrero de 2016"
+    assert to_statement("¿Cuándo se fundó la ciudad?", "el 2 de mayo") == "Se fundó la ciudad el 2 de mayo"
+    assert to_statement("¿Cuándo se fundó la ciudad?", "mayo de 1850") == "Se fundó la ciudad en mayo de 1850"
+    assert to_statement("¿Cómo se llamaba el estadio?", "Superdome") == "El estadio se llamaba Superdome"
+    assert to_statement("¿Cómo se llama el entrenador, que llegó en 2015?", "Kubiak") \
+        == "El entrenador, que llegó en 2015, se llama Kubiak"
+    assert natural_statement("¿Por qué se fue Tesla?", "por dinero") is None
     fallback = to_statement("¿Por qué se fue Tesla?", "por dinero")
     assert fallback == 'Según el texto, la respuesta a "Por qué se fue Tesla" es por dinero'
 
@@ -134,14 +145,44 @@ def test_false_statement_uses_a_different_answer_of_the_same_type():
     for s in range(40):
         stmt, truth = make_true_false(qa, article, random.Random(s))
         assert stmt.endswith(" " + TF_SUFFIX)
-        assert stmt == f"Tesla nació en {'1856' if truth else '1943'}. {TF_SUFFIX}"
+        assert stmt == f"Según el texto, Tesla nació en {'1856' if truth else '1943'}. {TF_SUFFIX}"
         seen.add(truth)
     assert seen == {True, False}
     # no same-type distractor: a false statement is impossible -> None, never a mixed-type swap
     alone = [qa, article[2]]
     results = {make_true_false(qa, alone, random.Random(s)) for s in range(40)}
-    assert results == {None, (f"Tesla nació en 1856. {TF_SUFFIX}", True)}
+    assert results == {None, (f"Según el texto, Tesla nació en 1856. {TF_SUFFIX}", True)}
     assert make_true_false({"question": "¿Qué?", "answer": None, "answers": []}, article, random.Random(0)) is None
+
+
+def test_true_false_items_open_the_same_way():
+    assert true_false_item("¿En qué fecha se jugó el partido?", "7 de febrero de 2016") \
+        == f"Según el texto, se jugó el partido el 7 de febrero de 2016. {TF_SUFFIX}"
+    assert true_false_item("¿Cuál es el nombre del estadio?", "Levi's Stadium") \
+        == f"Según el texto, el nombre del estadio es Levi's Stadium. {TF_SUFFIX}"
+    assert true_false_item("¿Quién ganó?", "Denver Broncos") == f"Según el texto, Denver Broncos ganó. {TF_SUFFIX}"
+    assert true_false_item("¿Por qué se fue Tesla?", "por dinero") \
+        == f'Según el texto, la respuesta a "Por qué se fue Tesla" es por dinero. {TF_SUFFIX}'
+
+
+def test_false_statement_prefers_an_answer_to_the_same_kind_of_question():
+    qa = {"question": "¿Dónde nació Tesla?", "answer": "Smiljan", "answers": ["Smiljan"]}
+    article = [qa, {"question": "¿Quién contrató a Tesla?", "answer": "Thomas Edison", "answers": ["Thomas Edison"]},
+               {"question": "¿Dónde murió Tesla?", "answer": "Nueva York", "answers": ["Nueva York"]}]
+    false = {make_true_false(qa, article, random.Random(s)) for s in range(40)} - {(f"Según el texto, Tesla nació en Smiljan. {TF_SUFFIX}", True)}
+    assert false == {(f"Según el texto, Tesla nació en Nueva York. {TF_SUFFIX}", False)}  # never "en Thomas Edison"
+    # without a same-kind answer, any same-type one
+    false = {make_true_false(qa, article[:2], random.Random(s)) for s in range(40)} - {(f"Según el texto, Tesla nació en Smiljan. {TF_SUFFIX}", True)}
+    assert false == {(f"Según el texto, Tesla nació en Thomas Edison. {TF_SUFFIX}", False)}
+
+
+def test_true_false_items_prefer_questions_that_rephrase_naturally(examples):
+    # 66% of SQuAD-es questions only have the quoted fallback wording, which the model learns to
+    # copy (leaking the answer into its list); picking rephrasable pairs first: 0.43 of these
+    # statements use it (0.70 when picked at random; 0.36 with the default min_short=2)
+    tf = [t for e in examples for t in e["true_false"]]
+    fallback = sum(t["statement"].startswith("Según el texto, la respuesta a") for t in tf) / len(tf)
+    assert fallback < 0.5, fallback
 
 
 def test_false_statements_in_real_examples_swap_same_type_answers(examples, paragraphs):
@@ -150,8 +191,7 @@ def test_false_statements_in_real_examples_swap_same_type_answers(examples, para
     assert len(false) > 500
     for t in false:
         qa = qas.get(t["question"]) or qas[t["question"].lstrip("¿")]
-        true_stmt = to_statement(qa["question"], qa["answer"])
-        assert not t["statement"].startswith(true_stmt + ".")
+        assert t["statement"] != true_false_item(qa["question"], qa["answer"])
 
 
 def test_examples_state_the_counts_their_targets_hold(examples):

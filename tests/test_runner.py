@@ -98,3 +98,14 @@ def test_llama31_8b_qlora_dry_runs_offline(tmp_path, task):
     assert 3 < info["memory_estimate"]["weights_gib"] < 8, info["memory_estimate"]
     assert "gradient_checkpointing=True" in proc.stdout
     assert {p.name for p in (tmp_path / "run").iterdir() if not p.name.startswith(".")} <= {"params.yaml", "run.log"}
+
+
+def test_max_threads_env_caps_the_configured_threads():
+    # a fresh interpreter: thread pools are sized when torch is imported
+    code = ("import os; from pipelines.core.runtime import set_threads; set_threads(2); import torch; "
+            "print(os.environ['OMP_NUM_THREADS'], torch.get_num_threads())")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "TUNEDAG_MAX_THREADS")}
+    run = lambda extra: subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env={**env, **extra},
+                                       capture_output=True, text=True, check=True).stdout.split()
+    assert run({}) == ["2", "2"]
+    assert run({"TUNEDAG_MAX_THREADS": "1"}) == ["1", "1"]
