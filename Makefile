@@ -30,8 +30,9 @@ repro: setup
 test: setup
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] || { echo "make test: chromium is missing and installing it needs root: sudo apt-get install -y --no-install-recommends chromium" >&2; exit 1; }; apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }
 	dvc repro download_models
-	# two workers; a file's tests stay on one worker (the tiny-DVC tests share one scratch repo)
-	$(PY) -m pytest -n 2 --dist loadfile
+	# two workers; a file's tests stay on one worker (the tiny-DVC tests share one scratch repo);
+	# files in collection order (conftest puts the long pole first), not xdist's most-tests-first
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 params: setup
 	$(PY) -m pipelines.core.params

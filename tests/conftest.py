@@ -64,3 +64,12 @@ def base_model(key: str) -> Path:
     path = BASE_MODELS / key
     assert (path / "config.json").exists(), f"{path} missing: run `make test` (it materialises models first)"
     return path
+
+
+# The tiny-DVC module is the suite's long pole (~13 min on one xdist worker, its tests share one
+# scratch repo): collect it first so a worker starts on it while the other takes the rest.
+LONG_POLE = "test_pipeline_dvc.py"
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.path.name != LONG_POLE)  # stable: each file keeps its order
