@@ -321,7 +321,7 @@ def true_false_item(question: str, answer: str) -> str:
 
 def _wh_key(question: str) -> tuple[str, ...]:
     """The question's opening that says what kind of answer it wants: ("dónde",), ("cuántas",
-    "veces"), ("en", "qué", "ciudad"); () when it opens otherwise."""
+    "veces"), ("en", "qué", "ciudad"); otherwise its first word; () for an empty question."""
     words = tokens(question)[:3]
     if not words:
         return ()
