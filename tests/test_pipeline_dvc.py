@@ -12,13 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
-
-from pipelines.core.config import PROJECT_ROOT, to_plain, compose
-from pipelines.core.params import render
-
-from conftest import BASE_MODELS, base_model
 import squad_official
+import yaml
+from conftest import BASE_MODELS, base_model
+
+from pipelines.core.config import PROJECT_ROOT, compose, to_plain
+from pipelines.core.params import render
 
 TINY_QA = [
     "data.limit=24",

@@ -7,11 +7,10 @@ import json
 from collections import Counter
 
 import pytest
+from conftest import run_stage
 
 from pipelines.core.errors import PipelineError
 from pipelines.extractive_qa.data import assign_titles, read_squad, repair_answer
-
-from conftest import run_stage
 
 CTX = "Nikola Tesla nació en 1856 en Smiljan, en el Imperio austríaco."
 

@@ -3,15 +3,13 @@ context, start/end labels that map back to the answer text through the offset ma
 labels for windows without the answer, and the same on every feature of the real data."""
 from __future__ import annotations
 
-
 import pytest
+from conftest import PROJECT_ROOT, base_model
 from transformers import AutoTokenizer
 
 from pipelines.core.errors import PipelineError
 from pipelines.extractive_qa.data import read_squad
 from pipelines.extractive_qa.features import prepare_features
-
-from conftest import PROJECT_ROOT, base_model
 
 SQUAD_ES = PROJECT_ROOT / "../shared/data/squad_es_v1.1_dev_small.json"
 

@@ -12,9 +12,22 @@ import pytest
 from pipelines.core.config import PROJECT_ROOT
 from pipelines.core.errors import PipelineError
 from pipelines.qgen_es.data import (
-    BIOGRAPHY_MODES, TF_SUFFIX, WIKI_PEOPLE_TOPIC, answer_type, build_target, clean_title, is_biography,
-    load_squad_paragraphs, load_wiki_biographies, make_sft_examples, make_true_false, split_by_title,
-    natural_statement, to_statement, true_false_item, wiki_summaries_path,
+    BIOGRAPHY_MODES,
+    TF_SUFFIX,
+    WIKI_PEOPLE_TOPIC,
+    answer_type,
+    build_target,
+    clean_title,
+    is_biography,
+    load_squad_paragraphs,
+    load_wiki_biographies,
+    make_sft_examples,
+    make_true_false,
+    natural_statement,
+    split_by_title,
+    to_statement,
+    true_false_item,
+    wiki_summaries_path,
 )
 from pipelines.qgen_es.quality import is_true_false, parse_questions
 

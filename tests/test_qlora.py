@@ -10,11 +10,10 @@ import math
 
 import pytest
 import torch
+from conftest import base_model
 
 from pipelines.core.errors import PipelineError
 from pipelines.core.qlora import bnb_config, disable_cpu_bf16_fastpath, load_quantized_causal_lm
-
-from conftest import base_model
 
 NF4 = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True,
        "bnb_4bit_compute_dtype": "float32"}

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import yaml
-
 from conftest import base_model, make_params, run_stage
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import run_stage
+
 from pipelines.core import report as H
 from pipelines.core.config import load_task_block
 from pipelines.core.errors import PipelineError

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import PROJECT_ROOT, make_params, run_stage
 
 # enough steps that both runs learn something (MiniLM, 2 cores); same global batch in both

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import BASE_MODELS, base_model, make_params, run_stage
 from omegaconf import OmegaConf
 
-from conftest import BASE_MODELS, base_model, make_params, run_stage
 from pipelines.core.errors import PipelineError
 from pipelines.core.lm import load_causal_lm, score_continuations
 from pipelines.core.schema import ModelConfig

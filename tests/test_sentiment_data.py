@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import make_params, run_stage
+
 from pipelines.core.config import load_task_block
 from pipelines.core.errors import PipelineError
 from pipelines.sentiment import data

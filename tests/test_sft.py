@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import base_model
 from omegaconf import OmegaConf
 
 from pipelines.core import sft
 from pipelines.core.errors import PipelineError
-
-from conftest import base_model
 
 EXAMPLES = [
     {"id": "a", "instruction": "Name a primary colour.", "input": "", "output": "Red."},

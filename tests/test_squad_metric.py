@@ -5,10 +5,17 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from pipelines.core.squad_metric import OFFICIAL, SPANISH_ARTICLES, Normaliser, exact_match, score_question, squad_scores, token_f1
-
 import squad_official
+
+from pipelines.core.squad_metric import (
+    OFFICIAL,
+    SPANISH_ARTICLES,
+    Normaliser,
+    exact_match,
+    score_question,
+    squad_scores,
+    token_f1,
+)
 
 ES = Normaliser(SPANISH_ARTICLES, "¿¡«»")
 

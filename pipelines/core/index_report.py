@@ -26,14 +26,14 @@ from urllib.parse import quote
 
 import yaml
 
+# task -> (file under metrics/<task>/, key path): the one number each task is judged by, defined
+# beside the Hydra sweep that optimises it (importing that module runs no job)
+from pipelines.run import HEADLINE
+
 from . import report as H
 from .config import TASKS
 from .errors import PipelineError
 from .io import write_text
-
-# task -> (file under metrics/<task>/, key path): the one number each task is judged by, defined
-# beside the Hydra sweep that optimises it (importing that module runs no job)
-from pipelines.run import HEADLINE
 
 # A few more numbers per task worth a glance (label, key path in eval.json); the task's own page
 # has the rest. Missing keys show as "—", so an older eval.json still renders.

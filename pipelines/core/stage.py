@@ -19,7 +19,6 @@ from .config import PARAMS_FILE, TASKS, load_task_block
 from .errors import PipelineError
 from .runtime import offline_defaults, set_threads
 
-
 # Where a stage's function lives in a task package ("module:function"); a package whose
 # layout differs defines its own STAGES in `steps.py`. Modules are imported only when their
 # stage runs, so each stage pays only for what it uses.

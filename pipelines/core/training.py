@@ -158,7 +158,8 @@ def build_config(model_cfg: DictConfig, base_models: str | Path, **extra):
             raise PipelineError(
                 f"model.arch: {model_cfg.hub_id} is not reachable ({type(e).__name__}) and the model config has no arch block"
             ) from None
-        arch = OmegaConf.to_container(model_cfg.arch, resolve=True) if isinstance(model_cfg.arch, DictConfig) else dict(model_cfg.arch)
+        arch = (OmegaConf.to_container(model_cfg.arch, resolve=True) if isinstance(model_cfg.arch, DictConfig)
+                else dict(model_cfg.arch))
         return AutoConfig.for_model(arch.pop("model_type"), **arch, **extra)
 
 

@@ -5,12 +5,12 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from pipelines.core.schema import (
+    LauncherConfig,
     ModelConfig,
     PathsConfig,
     PeftConfig,
     RuntimeConfig,
     TaskInfo,
-    LauncherConfig,
     TrackingConfig,
     TrainConfig,
 )
@@ -107,7 +107,8 @@ class QaReportConfig:
 
 @dataclass
 class QaPeftConfig(PeftConfig):
-    # full fine-tuning: keep the input word embeddings fixed (LoRA leaves every base weight fixed anyway). A multilingual vocabulary is most
+    # full fine-tuning: keep the input word embeddings fixed (LoRA leaves every base weight fixed anyway).
+    # A multilingual vocabulary is most
     # of a small encoder (me5-small: 96M of 118M parameters); a few thousand questions touch few of
     # its rows, and AdamW would still update all of them every step
     freeze_embeddings: bool = False

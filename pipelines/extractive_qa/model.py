@@ -13,8 +13,16 @@ from pipelines.core.io import atomic_path, write_json, write_jsonl
 from pipelines.core.models import load_kwargs, local_kwargs, read_model_type, resolve
 from pipelines.core.paths import TaskPaths, project_relative
 from pipelines.core.runtime import seed_everything
-from pipelines.core.training import (apply_peft, count_params, dry_run_model, model_overrides, ordered_eval_trainer,
-                                     resume_checkpoint, save_finetuned, training_arguments)
+from pipelines.core.training import (
+    apply_peft,
+    count_params,
+    dry_run_model,
+    model_overrides,
+    ordered_eval_trainer,
+    resume_checkpoint,
+    save_finetuned,
+    training_arguments,
+)
 
 from .data import SPLITS, read_split
 from .features import prepare_features

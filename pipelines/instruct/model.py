@@ -16,7 +16,6 @@ from pipelines.core.io import write_json, write_jsonl
 from pipelines.core.paths import TaskPaths
 from pipelines.core.runtime import seed_everything
 
-
 from .data import SPLITS, read_split
 
 finetune = sft.finetune

@@ -6,6 +6,7 @@ from typing import List, Optional
 
 from pipelines.core.schema import (
     GenerationConfig,
+    LauncherConfig,
     ModelConfig,
     PathsConfig,
     PeftConfig,
@@ -13,7 +14,6 @@ from pipelines.core.schema import (
     RuntimeConfig,
     SftConfig,
     TaskInfo,
-    LauncherConfig,
     TrackingConfig,
     TrainConfig,
 )

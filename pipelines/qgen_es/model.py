@@ -10,6 +10,7 @@ biographies) with the same request (N questions, K of them true/false):
 from __future__ import annotations
 
 import time
+
 from omegaconf import DictConfig
 
 from pipelines.core import sft, tracking

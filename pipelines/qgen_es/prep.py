@@ -19,8 +19,16 @@ from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_path, read_jsonl, sha256_file, write_json, write_jsonl
 from pipelines.core.paths import TaskPaths
 
-from .data import BIOGRAPHY_MODES, cut_paragraph, is_biography, load_squad_paragraphs, load_wiki_biographies, make_sft_examples, \
-    split_by_title, wiki_summaries_path
+from .data import (
+    BIOGRAPHY_MODES,
+    cut_paragraph,
+    is_biography,
+    load_squad_paragraphs,
+    load_wiki_biographies,
+    make_sft_examples,
+    split_by_title,
+    wiki_summaries_path,
+)
 
 SPLITS = ("train", "val", "test")
 
@@ -92,7 +100,8 @@ def clean(cfg: DictConfig) -> None:
              "articles": len({p["title"] for p in kept}), "questions": sum(len(p["qas"]) for p in kept),
              "biography_mode": d.biography.mode}
     write_json(tp.data / "clean_stats.json", stats)
-    _log("clean", f"{len(kept)} of {len(paragraphs)} paragraphs kept ({cut} of them cut to their first sentences), dropped {dict(reasons)}, {stats['articles']} articles")
+    _log("clean", f"{len(kept)} of {len(paragraphs)} paragraphs kept ({cut} of them cut to their first sentences), "
+                  f"dropped {dict(reasons)}, {stats['articles']} articles")
 
 
 def split(cfg: DictConfig) -> None:

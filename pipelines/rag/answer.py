@@ -20,6 +20,7 @@ from pipelines.core.paths import TaskPaths
 
 from .index import headline_variant, load_rankings
 
+
 def cut_words(text: str, n: int) -> str:
     words = text.split()
     return text if n <= 0 or len(words) <= n else " ".join(words[:n]) + " …"

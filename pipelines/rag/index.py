@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
+
 import numpy as np
 from omegaconf import DictConfig
 

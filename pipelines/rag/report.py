@@ -11,7 +11,8 @@ from pipelines.core.io import read_json, read_jsonl, write_text
 from pipelines.core.paths import TaskPaths
 
 COLS = ["hit@1", "hit@5", "hit@10", "recall@5", "mrr@10", "ndcg@10"]
-ANSWER_COLS = [("evidence_in_prompt", "evidence in prompt"), ("citation_valid", "citations valid"), ("cites_any", "cites a chunk"),
+ANSWER_COLS = [("evidence_in_prompt", "evidence in prompt"), ("citation_valid", "citations valid"),
+               ("cites_any", "cites a chunk"),
                ("cites_relevant", "cites a relevant chunk"), ("refusal_on_unanswerable", "refuses when absent"),
                ("false_refusal", "refuses when present"), ("f1", "token F1"), ("rouge_l", "ROUGE-L"),
                ("spanish", "in Spanish"), ("eos", "EOS")]

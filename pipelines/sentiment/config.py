@@ -5,12 +5,12 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from pipelines.core.schema import (
+    LauncherConfig,
     ModelConfig,
     PathsConfig,
     PeftConfig,
     RuntimeConfig,
     TaskInfo,
-    LauncherConfig,
     TrackingConfig,
     TrainConfig,
 )

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from pipelines.core.errors import PipelineError
 from pipelines.core.download import download as core_download, load_hub_dataset
+from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_path, read_jsonl, remove, write_json, write_jsonl
 from pipelines.core.paths import TaskPaths
 
