@@ -20,24 +20,8 @@ import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from pipelines.core.config import PROJECT_ROOT, register_schemas, to_plain
+from pipelines.core.config import PROJECT_ROOT, TASKS, register_schemas, to_plain
 from pipelines.core.params import package_models
-
-# stage order per task family (the DVC graph, linearised)
-STAGES: dict[str, list[str]] = {
-    "sentiment": ["download", "clean", "split", "tokenize", "finetune", "evaluate", "baselines", "report"],
-    "extractive_qa": ["download", "clean", "split", "tokenize", "finetune", "evaluate", "baselines", "report"],
-    "instruct": ["download", "clean", "split", "tokenize", "finetune", "evaluate", "baselines", "report"],
-    "qgen_es": ["download", "clean", "split", "tokenize", "finetune", "evaluate", "baselines", "report"],
-    # every chunking and embedding of the config, then retrieval of all variants at once
-    "rag": ["download", "clean", "chunk", "embed", "retrieve", "generate", "evaluate", "report"],
-}
-# the stage whose --dry-run prints a task's plan (models, parameters, memory) without weights
-DRY_RUN_STAGE = {"rag": "embed"}
-# the headline metric a Hydra sweep optimises / prints, per task
-HEADLINE = {"sentiment": ("eval.json", ("test", "macro_f1")), "extractive_qa": ("eval.json", ("test", "f1")),
-            "instruct": ("eval.json", ("test", "rouge_l")), "qgen_es": ("eval.json", ("test", "count_ok")),
-            "rag": ("eval.json", ("retrieval", "bash", "hit@5"))}
 
 
 def _run(cmd: list[str]) -> None:
@@ -53,6 +37,7 @@ register_schemas()
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     task = cfg.task.name
+    spec = TASKS[task]  # stage order (the DVC graph, linearised), dry-run stage, headline metric
     out = Path(HydraConfig.get().runtime.output_dir).resolve()
     cfg.paths.root = str(out)
     cfg.paths.base_models = str((PROJECT_ROOT / cfg.paths.base_models).resolve())
@@ -67,23 +52,23 @@ def main(cfg: DictConfig) -> float | None:
     params.write_text(yaml.safe_dump({task: block}, sort_keys=False, allow_unicode=True))
     py = sys.executable
     if cfg.train.dry_run:
-        _run([py, "-m", f"stages.{DRY_RUN_STAGE.get(task, 'finetune')}", task, "--params", str(params), "--dry-run"])
+        _run([py, "-m", f"stages.{spec.dry_run_stage}", task, "--params", str(params), "--dry-run"])
         return None
     needed: set[str] = set()
     package_models(block, needed)
     for key in sorted(needed):
         if not (Path(cfg.paths.base_models) / key / "config.json").exists():
             _run([py, "-m", "stages.download_models", key, "--out", cfg.paths.base_models])
-    for stage in STAGES[task]:
+    for stage in spec.stage_names:
         _run([py, "-m", f"stages.{stage}", task, "--params", str(params)])
-    fname, keys = HEADLINE[task]
-    metrics = out / cfg.paths.metrics / fname
+    headline = spec.test_metric  # what a sweep optimises / prints
+    metrics = out / cfg.paths[headline.folder] / headline.file
     if not metrics.exists():
         return None
     import json
 
     value = json.loads(metrics.read_text())
-    for k in keys:
+    for k in headline.keys:
         value = value[k]
     return value
 

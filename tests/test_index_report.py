@@ -18,14 +18,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.core.config import PROJECT_ROOT
+from pipelines.core.config import PROJECT_ROOT, TASKS
 
 CHROMIUM = Path("/usr/bin/chromium")
 EXP_NAME = "tidy-lark"
 EXP_MACRO_F1 = 0.8011
 MULTIRUN = "multirun/sentiment/2026-01-02_03-04-05/1"
 RUN_MACRO_F1 = 0.7654
-TASKS = ["sentiment", "extractive_qa", "instruct", "qgen_es", "rag"]
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.org", "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
            "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}

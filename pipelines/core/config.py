@@ -6,7 +6,6 @@ compose the same schema from `conf/` directly.
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -14,28 +13,19 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from . import registry
 from .errors import PipelineError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
 PARAMS_FILE = PROJECT_ROOT / "params.yaml"
 
-# task name -> package; each package has `config.py` (schema class `<X>Config`) and the stage
-# modules named in pipelines.core.stage.DEFAULT_STAGES
-TASKS: dict[str, str] = {
-    "sentiment": "pipelines.sentiment",
-    "extractive_qa": "pipelines.extractive_qa",
-    "instruct": "pipelines.instruct",
-    "qgen_es": "pipelines.qgen_es",
-    "rag": "pipelines.rag",
-}
+# task name -> its spec, in task order (found by pipelines/core/registry.py, no list to edit)
+TASKS: dict[str, registry.TaskSpec] = registry.tasks()
 
 
 def task_schema(task: str) -> type:
-    if task not in TASKS:
-        raise PipelineError(f"unknown task {task!r}; known tasks: {', '.join(sorted(TASKS))}")
-    mod = importlib.import_module(TASKS[task] + ".config")
-    return getattr(mod, "".join(p.capitalize() for p in task.split("_")) + "Config")
+    return registry.get(task).schema_class()
 
 
 def register_schemas() -> None:

@@ -26,30 +26,15 @@ from urllib.parse import quote
 
 import yaml
 
-# task -> (file under metrics/<task>/, key path): the one number each task is judged by, defined
-# beside the Hydra sweep that optimises it (importing that module runs no job)
-from pipelines.run import HEADLINE
-
 from . import report as H
 from .config import TASKS
 from .errors import PipelineError
 from .io import write_text
 
-# A few more numbers per task worth a glance (label, key path in eval.json); the task's own page
-# has the rest. Missing keys show as "—", so an older eval.json still renders.
-KEY_METRICS: dict[str, list[tuple[str, str]]] = {
-    "sentiment": [("test accuracy", "test.accuracy"), ("test examples", "test.n"),
-                  ("probe reviews macro-F1", "extra.probe_reviews.macro_f1")],
-    "extractive_qa": [("test exact match", "test.exact_match"), ("test questions", "test.n")],
-    "instruct": [("test token F1", "test.token_f1"), ("test perplexity", "test.perplexity"),
-                 ("EOS rate", "test.eos_rate"), ("answers generated", "test.n_generated")],
-    "qgen_es": [("format valid", "test.format_valid"), ("grounding", "test.grounding"),
-                ("ROUGE-L", "test.rouge_l"), ("near-duplicate rate", "test.near_duplicate_rate"),
-                ("inputs", "test.n")],
-    "rag": [("bash MRR@10", "retrieval.bash.mrr@10"), ("bash nDCG@10", "retrieval.bash.ndcg@10"),
-            ("answer F1 (bash)", "answers.bash.f1"), ("citations valid", "answers.bash.citation_valid"),
-            ("refusal on unanswerable", "answers.bash_negatives.refusal_on_unanswerable")],
-}
+# Each task's headline (spec.test_metric: a file under metrics/<task>/ and a key path), its key
+# metrics (label, key path in that file: a few more numbers worth a glance; the task's own page
+# has the rest) and its comparison table come from its spec (pipelines/core/registry.py).
+# Missing keys show as "—", so an older eval.json still renders.
 WHAT_RAN = ("model", "method", "format", "generator", "variant")  # top-level eval.json strings
 MAX_CHANGES = 5  # params changes shown before the rest fold into "+N more"
 # DVC names an experiment ref refs/exps/<2 hex of baseline>/<rest of baseline sha>/<exp name>
@@ -90,11 +75,16 @@ def _dig(obj: Any, keys) -> Any:
 
 
 def headline(task: str, ev: dict | None) -> Any:
-    return None if ev is None else _dig(ev, HEADLINE[task][1])
+    return None if ev is None else TASKS[task].test_metric.read(ev)
 
 
 def headline_label(task: str) -> str:
-    return ".".join(HEADLINE[task][1])
+    return TASKS[task].test_metric.label
+
+
+def _file(task: str) -> str:
+    """The headline's file, relative to the project."""
+    return f"metrics/{task}/{TASKS[task].test_metric.file}"
 
 
 # ------------------------------------------------------------------------------------- git
@@ -172,7 +162,7 @@ def dvc_experiments(root: Path, workspace_params: Any) -> tuple[list[Row], str]:
         m = EXP_REF.fullmatch(ref)
         if m:
             exps.append((m.group(3), m.group(1) + m.group(2), sha, ref))
-    files = ["params.yaml"] + [f"metrics/{t}/{HEADLINE[t][0]}" for t in TASKS]
+    files = ["params.yaml"] + [_file(t) for t in TASKS]
     blobs = _blobs(root, [f"{sha}:{prefix_s}{f}" for _, _, sha, _ in exps for f in files])
     rows = []
     for name, baseline, sha, ref in sorted(exps):
@@ -184,9 +174,9 @@ def dvc_experiments(root: Path, workspace_params: Any) -> tuple[list[Row], str]:
         row.changes = (params_changes(_yaml(params, f"{ref}:params.yaml"), workspace_params)
                        if params is not None else ["(no params.yaml)"])
         for t in TASKS:
-            data = blob(f"metrics/{t}/{HEADLINE[t][0]}")
+            data = blob(_file(t))
             if data is not None:
-                row.metrics[t] = headline(t, _json(data, f"{ref}:metrics/{t}/{HEADLINE[t][0]}"))
+                row.metrics[t] = headline(t, _json(data, f"{ref}:{_file(t)}"))
         rows.append(row)
     note = "" if rows else "No DVC experiments found (refs/exps is empty): run `dvc exp run` to add some."
     return rows, note
@@ -217,10 +207,9 @@ def hydra_runs(root: Path) -> list[Row]:
         row = Row("hydra " + ("multirun" if top == "multirun" else "run"), rel,
                   changes=[str(o) for o in overrides if not str(o).startswith("task=")])
         if task in TASKS:
-            metrics = job / "metrics" / task / HEADLINE[task][0]
-            data = _read(metrics)
+            data = _read(job / _file(task))
             if data is not None:
-                row.metrics[task] = headline(task, _json(data, f"{rel}/metrics/{task}/{HEADLINE[task][0]}"))
+                row.metrics[task] = headline(task, _json(data, f"{rel}/{_file(task)}"))
             if (job / "reports" / task / "index.html").is_file():
                 row.link = quote(f"../{rel}/reports/{task}/index.html")
         rows.append(row)
@@ -238,7 +227,7 @@ def _changes_cell(changes: list[str]) -> H.Raw:
 
 def experiments_table(rows: list[Row]) -> str:
     headers = ["source", "name", "baseline", "params changed / overrides",
-               *(f"{t}: {HEADLINE[t][1][-1]}" for t in TASKS)]
+               *(f"{t}: {TASKS[t].test_metric.keys[-1]}" for t in TASKS)]
     body = []
     for r in rows:
         name = H.Raw(f'<a href="{r.link}">{H.esc(r.name)}</a>') if r.link else r.name
@@ -251,14 +240,14 @@ def task_section(root: Path, task: str, ev: dict | None, description: str) -> st
     parts = [H.p(description, "muted")] if description else []
     label = headline_label(task)
     if ev is None:
-        parts.append(f'<p class="na">not run yet: no metrics/{task}/{HEADLINE[task][0]} '
+        parts.append(f'<p class="na">not run yet: no {_file(task)} '
                      f'(<code>dvc repro {task}_report</code>)</p>')
     else:
         parts.append(f'<p class="lead">{H.esc(label)}: <strong>{H.esc(H.fmt(headline(task, ev)))}</strong></p>')
         ran = [f"{k} {ev[k]}" for k in WHAT_RAN if isinstance(ev.get(k), str)]
         if ran:
             parts.append(H.p(" · ".join(ran), "muted"))
-        parts.append(H.table(["metric", "value"], [(lbl, _dig(ev, key)) for lbl, key in KEY_METRICS[task]]))
+        parts.append(H.table(["metric", "value"], [(lbl, _dig(ev, key)) for lbl, key in TASKS[task].key_metrics]))
         parts.append(_comparison(root, task, ev))
     if (root / "reports" / task / "index.html").is_file():
         parts.append(f'<p><a class="task-link" href="{task}/index.html">Full {H.esc(task)} report →</a></p>')
@@ -268,19 +257,21 @@ def task_section(root: Path, task: str, ev: dict | None, description: str) -> st
 
 
 def _comparison(root: Path, task: str, ev: dict) -> str:
-    """The run against its baselines on the headline metric (rag: best retriever of each kind)."""
-    if task == "rag":
-        best = ev.get("best") if isinstance(ev.get("best"), dict) else {}
-        rows = [(k, _dig(v, ["hit@5"]), _dig(v, ["mrr@10"]), _dig(v, ["variant"])) for k, v in best.items()]
-        return (H.h3("Best retrieval of each kind") + H.table(["question set / retriever", "hit@5", "MRR@10", "variant"], rows)
-                if rows else "")
+    """The run against its baselines on the headline metric, or the spec's own table (rag: the best
+    retriever of each kind)."""
+    spec = TASKS[task]
+    if spec.comparison is not None:
+        c = spec.comparison
+        entries = ev.get(c.key) if isinstance(ev.get(c.key), dict) else {}
+        rows = [(k, *(_dig(v, [key]) for _, key in c.columns)) for k, v in entries.items()]
+        return H.h3(c.title) + H.table([c.row_header, *(h for h, _ in c.columns)], rows) if rows else ""
     data = _read(root / "metrics" / task / "baselines.json")
     if data is None:
         return ""
     baselines = _json(data, f"metrics/{task}/baselines.json")
-    keys = HEADLINE[task][1]
-    rows = [("fine-tuned (this run)", _dig(ev, keys))] + [(n, _dig(b, keys)) for n, b in baselines.items()]
-    return H.h3("Against the baselines") + H.table(["method", ".".join(keys)], rows)
+    metric = spec.test_metric
+    rows = [("fine-tuned (this run)", metric.read(ev))] + [(n, metric.read(b)) for n, b in baselines.items()]
+    return H.h3("Against the baselines") + H.table(["method", metric.label], rows)
 
 
 def build(root: Path) -> str:
@@ -290,8 +281,8 @@ def build(root: Path) -> str:
     workspace = workspace if isinstance(workspace, dict) else {}
     evals = {}
     for t in TASKS:
-        data = _read(root / "metrics" / t / HEADLINE[t][0])
-        evals[t] = _json(data, f"metrics/{t}/{HEADLINE[t][0]}") if data is not None else None
+        data = _read(root / _file(t))
+        evals[t] = _json(data, _file(t)) if data is not None else None
 
     head = _git(root, "rev-parse", "--short=7", "HEAD")
     rows = [Row("workspace", "workspace", head.decode().strip() if head else "",

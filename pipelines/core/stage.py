@@ -3,44 +3,22 @@
     python -m stages.finetune sentiment [--params params.yaml]
 
 reads the task's block of params.yaml (validated against the task schema), sets threads
-before torch is imported, and calls the stage's function ("module:function" in the task
-package, see DEFAULT_STAGES) with the config. A PipelineError
-(bad input or config) becomes one line on stderr and exit code 2; anything else is a bug and
-keeps its traceback.
+before torch is imported, and calls the stage's function with the config. What a stage is
+(its function, whether it may be relaunched under torchrun/accelerate, whether it records
+run_info.json) comes from the task's spec (pipelines/core/registry.py), never from its name.
+A PipelineError (bad input or config) becomes one line on stderr and exit code 2; anything else
+is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 
+from . import registry
 from .config import PARAMS_FILE, TASKS, load_task_block
 from .errors import PipelineError
 from .runtime import offline_defaults, set_threads
-
-# Where a stage's function lives in a task package ("module:function"); a package whose
-# layout differs defines its own STAGES in `steps.py`. Modules are imported only when their
-# stage runs, so each stage pays only for what it uses.
-DEFAULT_STAGES = {
-    "download": "data:download",
-    "clean": "data:clean",
-    "split": "data:split",
-    "tokenize": "model:tokenize",
-    "finetune": "model:finetune",
-    "evaluate": "model:evaluate",
-    "baselines": "baselines:baselines",
-    "report": "report:report",
-}
-
-
-def stage_table(task: str) -> dict[str, str]:
-    try:
-        return importlib.import_module(f"{TASKS[task]}.steps").STAGES
-    except ModuleNotFoundError as e:
-        if e.name != f"{TASKS[task]}.steps":
-            raise
-        return DEFAULT_STAGES
 
 
 def apply_overrides(task: str, cfg, overrides: list[str]):
@@ -113,9 +91,13 @@ def main(stage: str, argv: list[str] | None = None) -> None:
         cfg = load_task_block(task, args.params)
         if args.set:
             cfg = apply_overrides(task, cfg, args.set)
+        spec = registry.get(task)
+        entry = spec.stage(stage)
+        if entry is None:
+            raise PipelineError(f"task {task!r} has no stage {stage!r}")
         if args.dry_run:
             cfg.train.dry_run = True
-        if stage == "finetune" and "launcher" in cfg and cfg.launcher.name != "local":
+        if entry.launchable and "launcher" in cfg and cfg.launcher.name != "local":
             from . import launch
 
             if cfg.train.dry_run:
@@ -128,17 +110,13 @@ def main(stage: str, argv: list[str] | None = None) -> None:
         # processes of one node share its cores
         set_threads(max(1, int(threads.get(stage, threads.get("default", 1))) // local_world_size()))
         offline_defaults()
-        target = stage_table(task).get(stage)
-        if target is None:
-            raise PipelineError(f"task {task!r} has no stage {stage!r}")
-        module, name = target.split(":")
-        fn = getattr(importlib.import_module(f"{TASKS[task]}.{module}"), name)
+        fn = spec.load(entry.target)
         t0 = time.time()
         from . import tracking
 
         with tracking.stage_run(cfg, stage):
             fn(cfg)
-        if stage == "evaluate" and not cfg.get("train", {}).get("dry_run"):
+        if entry.records_run_info and not cfg.get("train", {}).get("dry_run"):
             record_run_info(cfg)
         print(f"[{task}:{stage}] done in {time.time() - t0:.1f}s", file=sys.stderr)
     except PipelineError as e:
