@@ -40,7 +40,7 @@ EXTRA_MODELS = ["mpnet"]
 
 
 def render() -> str:
-    blocks = {task: to_plain(compose(task)) for task in TASKS}
+    blocks = {task: to_plain(compose(task)) for task in TASKS}  # in task order (pipelines/core/registry.py)
     models: set[str] = set(EXTRA_MODELS)
     package_models(blocks, models)
     doc = {"download": {"models": sorted(models)}, **blocks}

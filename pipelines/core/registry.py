@@ -125,6 +125,13 @@ class TaskSpec:
     def schema_class(self) -> type:
         return self.load(self.schema)
 
+    def stage_modules(self, stage: str) -> list[str]:
+        """The task's modules a run of `stage` imports by name, which no import statement shows
+        (for DVC code deps): this spec, the schema's module and the stage function's module."""
+        entry = self.stage(stage)
+        targets = [self.schema] + ([entry.target] if entry else [])
+        return [f"{self.package}.spec"] + list(dict.fromkeys(f"{self.package}.{t.split(':')[0]}" for t in targets))
+
 
 def train_eval_stages(**targets: str) -> tuple[Stage, ...]:
     """The fine-tuning tasks' stages, with the default places of their functions; a keyword
@@ -154,6 +161,11 @@ def tasks() -> dict[str, TaskSpec]:
                              f"a task's name is its package's ({path.parent.name!r} in {package!r})")
         specs.append(spec)
     return {s.name: s for s in sorted(specs, key=lambda s: (s.order, s.name))}
+
+
+def spec_modules() -> list[str]:
+    """Every task's spec module: what `tasks()` imports by name (code deps of anything reading all tasks)."""
+    return [f"{s.package}.spec" for s in tasks().values()]
 
 
 def get(task: str) -> TaskSpec:
