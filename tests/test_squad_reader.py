@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.core.config import PROJECT_ROOT
 from pipelines.core.errors import PipelineError
-from pipelines.core.squad import clean_title, read_squad
+from pipelines.core.squad import clean_title, hub_to_squad, read_squad
 from pipelines.rag.corpus import squad_documents
 
 pytestmark = pytest.mark.fast
@@ -115,3 +115,28 @@ def test_rag_documents_keep_raw_titles_and_impossible_questions_are_unanswerable
     assert questions[0] == {"id": "a", "question": "¿Cuándo nació Tesla?", "relevant_docs": ["Nikola _ Tesla#0"],
                             "evidence": [], "answer": "1856", "answerable": True}
     assert questions[1]["answerable"] is False and questions[1]["relevant_docs"] == []
+
+
+def test_hub_rows_become_a_file_the_reader_accepts(tmp_path, monkeypatch):
+    """hub_to_squad (the download of data.source=hub, extractive_qa and qgen_es alike) on a local
+    dataset folder: rows regrouped by title and context; a row without answers is v2 unanswerable."""
+    import datasets
+    from omegaconf import OmegaConf
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")  # nothing under ~/.cache
+    rows = [{"id": "a", "title": "Tesla", "context": CTX, "question": "¿Cuándo nació?",
+             "answers": {"text": ["1856"], "answer_start": [22]}},
+            {"id": "b", "title": "Tesla", "context": CTX, "question": "¿Dónde nació?",
+             "answers": {"text": ["Smiljan"], "answer_start": [30]}},
+            {"id": "c", "title": "Tesla", "context": CTX, "question": "¿Cuándo murió?",
+             "answers": {"text": [], "answer_start": []}}]
+    src = tmp_path / "hub"
+    src.mkdir()
+    (src / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    d = OmegaConf.create({"hub_name": str(src), "hub_config": None, "hub_split": "train"})
+    assert hub_to_squad(d, tmp_path / "s.json") == {"hub_name": str(src), "hub_config": None, "hub_split": "train"}
+    doc = read_squad(tmp_path / "s.json")
+    assert doc.is_v2 and len(doc.articles) == 1 and len(doc.articles[0]["paragraphs"]) == 1
+    assert [(q["id"], q["answers"], q["is_impossible"]) for q in doc.questions()] == [
+        ("a", [{"text": "1856", "answer_start": 22}], False), ("b", [{"text": "Smiljan", "answer_start": 30}], False),
+        ("c", [], True)]

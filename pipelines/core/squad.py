@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from .download import load_hub_dataset
 from .errors import PipelineError
 from .io import read_json, write_json
 
@@ -125,8 +126,6 @@ def clean_title(title: str, drop_language_note: bool = True) -> str:
 def hub_to_squad(d: Any, dst: Path) -> dict:
     """A flat hub QA dataset (id, title, context, question, answers{text, answer_start}) written
     as SQuAD JSON to dst; returns what the download manifest records about the source."""
-    from .download import load_hub_dataset
-
     ds = load_hub_dataset(d)
     need = {"id", "context", "question", "answers"}
     if missing := need - set(ds.column_names):
