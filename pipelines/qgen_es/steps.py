@@ -1,4 +1,4 @@
-"""Stage table of qgen_es: the data stages live in prep.py (data.py holds the task logic)."""
+"""Stage table of qgen_es: the default layout (data.py: download/clean/split, model.py: the rest)."""
 from pipelines.core.stage import DEFAULT_STAGES
 
-STAGES = {**DEFAULT_STAGES, "download": "prep:download", "clean": "prep:clean", "split": "prep:split"}
+STAGES = dict(DEFAULT_STAGES)
