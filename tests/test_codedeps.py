@@ -18,6 +18,12 @@ def test_every_stage_lists_the_code_it_runs():
         f"  {s}: {' '.join(f)}" for s, f in gaps.items())
 
 
+def test_no_stage_lists_code_it_no_longer_runs():
+    extra = codedeps.stale()
+    assert not extra, "stale code deps re-run stages for nothing (fix: python -m pipelines.core.codedeps --fix):\n" + \
+        "\n".join(f"  {s}: {' '.join(f)}" for s, f in extra.items())
+
+
 def test_exempt_modules_exist_and_package_markers_hold_no_code():
     exempt = codedeps.plumbing()
     assert exempt and all(why for why in exempt.values()), "every exemption says why"

@@ -1,7 +1,7 @@
 """Which of our own modules each DVC stage runs, so that dvc.yaml's code deps are closed under import.
 
-    python -m pipelines.core.codedeps          # list every stage's missing code deps (exit 1 if any)
-    python -m pipelines.core.codedeps --fix    # append them to the stages' `deps:` in dvc.yaml
+    python -m pipelines.core.codedeps          # list missing (and stale) code deps per stage; exit 1 if any
+    python -m pipelines.core.codedeps --fix    # add the missing ones to the stages' `deps:`, drop the stale
 
 A stage's code is the `stages/<name>.py` its command runs plus, for task stages, the module holding
 the stage function and the task's config module (both imported by name at run time, which no import
@@ -117,24 +117,39 @@ def plumbing(root: Path = ROOT) -> dict[str, str]:
     return out
 
 
+def _stage_code(root: Path):
+    """(stage, its deps, the own code files it runs) for every dvc.yaml stage."""
+    dvc = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))
+    for name, st in _expand(dvc).items():
+        roots = stage_roots(re.sub(r"\$\{[^}]*\}", "$X", st["cmd"]))
+        yield name, [str(d) for d in st.get("deps", [])], {str(p.relative_to(root)) for p in closure(roots, root)}
+
+
 def missing(root: Path = ROOT) -> dict[str, list[str]]:
     """dvc stage -> own code files it runs that are neither among its deps nor exempted."""
-    dvc = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))
     exempt = plumbing(root)
     gaps = {}
-    for name, st in _expand(dvc).items():
-        deps = [str(d) for d in st.get("deps", [])]
-        roots = stage_roots(re.sub(r"\$\{[^}]*\}", "$X", st["cmd"]))
-        need = sorted(str(p.relative_to(root)) for p in closure(roots, root))
-        lacking = [f for f in need if f not in exempt
+    for name, deps, need in _stage_code(root):
+        lacking = [f for f in sorted(need) if f not in exempt
                    and not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps)]
         if lacking:
             gaps[name] = lacking
     return gaps
 
 
-def fix(gaps: dict[str, list[str]], root: Path = ROOT) -> None:
-    """Append missing deps to each stage's `deps:` list in dvc.yaml, keeping its layout and comments."""
+def stale(root: Path = ROOT) -> dict[str, list[str]]:
+    """dvc stage -> listed own .py deps it no longer runs (they would re-run it for nothing)."""
+    out = {}
+    for name, deps, need in _stage_code(root):
+        extra = [d for d in deps if d.endswith(".py") and d.split("/")[0] in OWN and d not in need]
+        if extra:
+            out[name] = extra
+    return out
+
+
+def fix(gaps: dict[str, list[str]], extra: dict[str, list[str]], root: Path = ROOT) -> None:
+    """Append missing deps to each stage's `deps:` list in dvc.yaml and drop stale ones, keeping its
+    layout and comments."""
     path = root / "dvc.yaml"
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     out, stage, i = [], None, 0
@@ -145,15 +160,16 @@ def fix(gaps: dict[str, list[str]], root: Path = ROOT) -> None:
             stage = m.group(1)
         out.append(line)
         dm = re.match(r"^(\s+)deps:\s*$", line)
-        if dm and stage in gaps:
-            # copy the existing entries, then add ours with the same indentation
+        if dm and (stage in gaps or stage in extra):
+            # keep the existing entries but the stale ones, then add ours with the same indentation
             i += 1
             indent = None
             while i < len(lines) and re.match(r"^\s+- ", lines[i]):
                 indent = indent or lines[i][: len(lines[i]) - len(lines[i].lstrip())]
-                out.append(lines[i])
+                if lines[i].strip()[2:] not in extra.get(stage, ()):
+                    out.append(lines[i])
                 i += 1
-            out.extend(f"{indent}- {f}\n" for f in gaps[stage])
+            out.extend(f"{indent}- {f}\n" for f in gaps.get(stage, ()))
             continue
         i += 1
     path.write_text("".join(out), encoding="utf-8")
@@ -161,13 +177,15 @@ def fix(gaps: dict[str, list[str]], root: Path = ROOT) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    gaps = missing()
-    if "--fix" in argv and gaps:
-        fix(gaps)
-        gaps = missing()
+    gaps, extra = missing(), stale()
+    if "--fix" in argv and (gaps or extra):
+        fix(gaps, extra)
+        gaps, extra = missing(), stale()
     for stage, files in gaps.items():
-        print(f"{stage}: {' '.join(files)}")
-    return 1 if gaps else 0
+        print(f"{stage}: missing {' '.join(files)}")
+    for stage, files in extra.items():
+        print(f"{stage}: not run (stale) {' '.join(files)}")
+    return 1 if gaps or extra else 0
 
 
 if __name__ == "__main__":
