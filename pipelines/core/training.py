@@ -304,7 +304,7 @@ def resume_checkpoint(cfg: DictConfig, ckpt_dir: Path, data_dir: Path) -> str | 
                 if p.is_dir() and (found is None or int(p.name.split("-")[-1]) > int(found.name.split("-")[-1])):
                     print(f"[finetune] {p.name}: incomplete (killed while saving), removed")
                     shutil.rmtree(p)
-        write_json(marker, {"fingerprint": fp})
+        write_json(marker, {"fingerprint": fp}, output=False)  # kept if the stage fails: resume
     if found is not None:
         print(f"[finetune] resuming from {found} (step {found.name.split('-')[-1]})")
         return str(found)
