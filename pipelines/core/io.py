@@ -6,6 +6,7 @@ failed stage never leaves an output that looks complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import json
@@ -35,14 +36,15 @@ def atomic_path(path: str | Path, output: bool = True) -> Iterator[Path]:
     """Yield a temp path beside `path`; on success rename it over `path` (file or directory).
     `output=False`: bookkeeping that must survive a failed stage (e.g. the resume marker).
 
-    An OSError without a file name (a write into a full disk) gets `path` as its file name, so
-    the stage runner's one-line error names what could not be written."""
+    A full disk (or an OSError without a file name) is re-raised with `path` as its file name, so
+    the stage runner's one-line error names the output that could not be written."""
     path = Path(path)
     try:
         with _atomic(path) as target:
             yield target
     except OSError as e:
-        if e.filename is None and e.errno is not None:
+        # a full disk: name the output (shutil names the copy's source, a write() nothing at all)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or (e.filename is None and e.errno is not None):
             raise OSError(e.errno, e.strerror, str(path)) from e
         raise
     if output and _WRITTEN is not None:
