@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -204,3 +205,45 @@ run.finish()
     assert info["machine"]["threads"]["configured"] == threads.get("evaluate", threads["default"])
     assert info["dtypes"]["model.dtype"] == "float32" and info["dtypes"]["train.bf16"] is False
     assert_no_key_anywhere(tmp_path, proc.stdout, proc.stderr)
+
+
+# ------------------------------------------------------------------------- killed and resumed
+RESUME = ["data.limit=80", "train.max_steps=16", "train.eval_strategy=steps", "train.eval_steps=4",
+          "train.logging_steps=3", "train.batch_size=8", "train.save_total_limit=10", "tracking.mode=disabled"]
+
+
+def test_resumed_run_logs_the_loss_curve_of_an_uninterrupted_one(tmp_path):
+    """Sentiment MiniLM, 16 steps, a loss logged every 3 steps, a checkpoint every 4: SIGKILL after
+    checkpoint-8 (between the logs of steps 6 and 9), resume; train_log.json (loss of every log
+    and the final train_loss) is byte-identical to the uninterrupted run's."""
+    from conftest import make_params, run_stage
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    pa = make_params(a, "sentiment", RESUME)
+    for name in ("download", "clean", "split", "tokenize"):
+        run_stage(name, pa, check=True)
+    shutil.copytree(a / "data", b / "data")
+    pb = make_params(b, "sentiment", RESUME)
+    run_stage("finetune", pa, check=True)
+
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    cmd = [sys.executable, "-m", "stages.finetune", "sentiment", "--params", str(pb)]
+    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    saved = b / "models/sentiment/checkpoints/checkpoint-8/tunedag_loss-0.json"
+    try:
+        deadline = time.time() + 300
+        while not saved.exists():
+            assert proc.poll() is None and time.time() < deadline, "finetune ended before checkpoint-8"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not (b / "models/sentiment/train_log.json").exists(), "killed too late: the run had finished"
+    resumed = run_stage("finetune", pb, check=True)
+    assert "resuming from" in resumed.stdout and "(step 8)" in resumed.stdout, resumed.stdout[-2000:]
+    log_a, log_b = (p / "models/sentiment/train_log.json" for p in (a, b))
+    assert log_b.read_bytes() == log_a.read_bytes()
+    losses = [e["step"] for e in json.loads(log_a.read_text()) if "loss" in e]
+    assert losses == [1, 3, 6, 9, 12, 15]  # logging_first_step, then every 3
