@@ -208,7 +208,7 @@ run.finish()
 
 
 # ------------------------------------------------------------------------- killed and resumed
-RESUME = ["data.limit=80", "train.max_steps=16", "train.eval_strategy=steps", "train.eval_steps=4",
+RESUME = ["data.limit=160", "train.max_steps=16", "train.eval_strategy=steps", "train.eval_steps=4",
           "train.logging_steps=3", "train.batch_size=8", "train.save_total_limit=10", "tracking.mode=disabled"]
 
 
