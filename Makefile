@@ -10,7 +10,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: setup repro test test-fast lint params params-check
+.PHONY: setup repro reproduce test test-fast lint params params-check
 
 setup: $(STAMP)
 
@@ -32,6 +32,10 @@ lint: setup
 
 test-fast: setup
 	$(PY) -m pytest -m fast -n 2 --dist loadfile
+
+# re-run TASKS (default: all) in a scratch copy and compare every metric with the committed one
+reproduce: setup
+	$(PY) -m pipelines.reproduce $(if $(TASKS),$(TASKS),--all)
 
 # the report test drives Debian's chromium headless (Playwright never downloads a browser)
 test: setup lint

@@ -71,5 +71,15 @@ def base_model(key: str) -> Path:
 LONG_POLE = "test_pipeline_dvc.py"
 
 
+# `make test-fast`: unit modules (no training, no generation; each well under a minute on one core).
+# A module may also mark itself with `pytestmark = pytest.mark.fast`.
+FAST_MODULES = {"test_config.py", "test_qa_postprocess.py", "test_qgen_data.py", "test_qgen_quality.py",
+                "test_rag_units.py", "test_squad_metric.py", "test_textmetrics.py", "test_qa_features.py",
+                "test_sentiment_data.py", "test_stage_errors.py"}
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in FAST_MODULES:
+            item.add_marker(pytest.mark.fast)
     items.sort(key=lambda item: item.path.name != LONG_POLE)  # stable: each file keeps its order

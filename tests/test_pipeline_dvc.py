@@ -309,3 +309,30 @@ def test_same_seed_identical_metrics(repo):
     assert ran == set(stages), ran
     for p, content in before.items():
         assert (repo / p).read_bytes() == content, f"{p} changed between two runs with the same seed"
+
+
+def test_editing_lora_presets_marks_finetune_changed(repo):
+    """Code deps are closed under import (tests/test_codedeps.py): the LoRA target presets live in
+    core/models.py, which sentiment_finetune reaches only through its stage function's module, and
+    an edit there makes DVC see sentiment_finetune (and what follows it) as changed."""
+    _dvc(repo, "repro")  # up to date first
+    models_py = repo / "pipelines/core/models.py"
+    original = models_py.read_text()
+    edited = original.replace('"bert": {"qv": ["query", "value"], "qkv": ["query", "key", "value"],',
+                              '"bert": {"qv": ["query", "value"], "qkv": ["query", "value", "key"],')
+    assert edited != original, "TARGET_PRESETS layout changed: update this test"
+    try:
+        models_py.write_text(edited)
+        changed = _changed(repo)
+        assert "sentiment_finetune" in changed, changed
+        # a finetune-only dependency: data stages are not disturbed
+        assert not {"sentiment_download", "sentiment_clean", "sentiment_split"} & changed, changed
+    finally:
+        models_py.write_text(original)
+    assert not _changed(repo)
+
+
+def _changed(repo: Path) -> set[str]:
+    """Stages `dvc status` reports as changed."""
+    out = _dvc(repo, "status", "--json")
+    return set(json.loads(out[out.index("{"):out.rindex("}") + 1]))

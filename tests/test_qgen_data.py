@@ -11,25 +11,18 @@ import pytest
 
 from pipelines.core.config import PROJECT_ROOT
 from pipelines.core.errors import PipelineError
-from pipelines.qgen_es.data import (
+from pipelines.core.squad import clean_title
+from pipelines.qgen_es.examples import build_target, make_sft_examples, split_by_title
+from pipelines.qgen_es.quality import is_true_false, parse_questions
+from pipelines.qgen_es.sources import (
     BIOGRAPHY_MODES,
-    TF_SUFFIX,
     WIKI_PEOPLE_TOPIC,
-    answer_type,
-    build_target,
-    clean_title,
     is_biography,
     load_squad_paragraphs,
     load_wiki_biographies,
-    make_sft_examples,
-    make_true_false,
-    natural_statement,
-    split_by_title,
-    to_statement,
-    true_false_item,
     wiki_summaries_path,
 )
-from pipelines.qgen_es.quality import is_true_false, parse_questions
+from pipelines.qgen_es.truefalse import TF_SUFFIX, answer_type, make_true_false, natural_statement, to_statement, true_false_item
 
 SQUAD_ES = PROJECT_ROOT / "../shared/data/squad_es_v1.1_dev_small.json"
 BIOS = ["Nikola Tesla", "Martín Lutero", "Genghis"]
@@ -61,8 +54,8 @@ def test_grouping_keeps_every_paragraph_and_question(paragraphs):
 
 def test_question_without_usable_answer_keeps_its_text(tmp_path):
     doc = {"data": [{"title": "Nikola _ Tesla", "paragraphs": [{"context": "Tesla nació en 1856.", "qas": [
-        {"question": "¿Cuándo nació Tesla?", "answers": [{"text": "", "answer_start": -1}]},
-        {"question": "¿Quién nació en 1856?", "answers": [{"text": "", "answer_start": -1},
+        {"id": "q1", "question": "¿Cuándo nació Tesla?", "answers": [{"text": "", "answer_start": -1}]},
+        {"id": "q2", "question": "¿Quién nació en 1856?", "answers": [{"text": "", "answer_start": -1},
                                                         {"text": "Tesla", "answer_start": 0}]}]}]}]}
     f = tmp_path / "s.json"
     f.write_text(json.dumps(doc))
@@ -328,7 +321,7 @@ def test_wiki_bad_entry_names_file_and_field(tmp_path):
 
 
 def test_cut_paragraph_keeps_sentences_and_only_questions_answered_inside(paragraphs):
-    from pipelines.qgen_es.data import cut_paragraph
+    from pipelines.qgen_es.sources import cut_paragraph
     long = [p for p in paragraphs if len(p["context"]) > 700]
     assert len(long) > 900
     kept = dropped_q = 0

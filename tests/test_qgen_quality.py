@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from pipelines.core.config import PROJECT_ROOT
-from pipelines.qgen_es.data import load_squad_paragraphs, make_sft_examples
+from pipelines.qgen_es.examples import make_sft_examples
 from pipelines.qgen_es.quality import aggregate, is_true_false, parse_questions, score_output
+from pipelines.qgen_es.sources import load_squad_paragraphs
 
 SQUAD_ES = PROJECT_ROOT / "../shared/data/squad_es_v1.1_dev_small.json"
 CTX = ("Nikola Tesla nació en 1856 en Smiljan, en el Imperio austríaco. En 1884 emigró a Nueva York, "

@@ -6,6 +6,7 @@ failed stage never leaves an output that looks complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import json
@@ -17,11 +18,41 @@ from typing import Any, Iterable, Iterator
 
 from .errors import PipelineError
 
+_WRITTEN: list[Path] | None = None  # outputs renamed into place since track_writes()
+
+
+def track_writes() -> None:
+    """Record every output written from now on (the stage runner removes them if the stage fails)."""
+    global _WRITTEN
+    _WRITTEN = []
+
+
+def written() -> list[Path]:
+    return list(_WRITTEN or [])
+
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success rename it over `path` (file or directory)."""
+def atomic_path(path: str | Path, output: bool = True) -> Iterator[Path]:
+    """Yield a temp path beside `path`; on success rename it over `path` (file or directory).
+    `output=False`: bookkeeping that must survive a failed stage (e.g. the resume marker).
+
+    A full disk (or an OSError without a file name) is re-raised with `path` as its file name, so
+    the stage runner's one-line error names the output that could not be written."""
     path = Path(path)
+    try:
+        with _atomic(path) as target:
+            yield target
+    except OSError as e:
+        # a full disk: name the output (shutil names the copy's source, a write() nothing at all)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or (e.filename is None and e.errno is not None):
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
+    if output and _WRITTEN is not None:
+        _WRITTEN.append(path)
+
+
+@contextlib.contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     # leftovers of a writer killed before its rename (SIGKILL skips `finally`); one writer per path
     for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
@@ -46,8 +77,8 @@ def remove(path: str | Path) -> None:
         shutil.rmtree(path)
 
 
-def write_text(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
+def write_text(path: str | Path, text: str, output: bool = True) -> None:
+    with atomic_path(path, output) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
@@ -70,8 +101,8 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def write_json(path: str | Path, obj: Any) -> None:
-    write_text(path, dumps_json(obj))
+def write_json(path: str | Path, obj: Any, output: bool = True) -> None:
+    write_text(path, dumps_json(obj), output)
 
 
 def read_json(path: str | Path) -> Any:

@@ -169,8 +169,21 @@ def resolve(model_cfg: Any, base_models: str | Path, where: str = "model") -> st
     if source == "hub":
         if not model_cfg.hub_id:
             raise PipelineError(f"{where}.hub_id: required when {where}.source=hub")
+        _check_cached_offline(model_cfg.hub_id, model_cfg.get("revision"), where)
         return model_cfg.hub_id
     raise PipelineError(f"{where}.source: {source!r} is not one of package, hub, path")
+
+
+def _check_cached_offline(hub_id: str, revision: str | None, where: str) -> None:
+    """Offline (HF_HUB_OFFLINE, the default), a hub id must already be in the local cache: fail
+    here in one line rather than deep inside from_pretrained with a connection message."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if not constants.HF_HUB_OFFLINE:
+        return
+    if not isinstance(try_to_load_from_cache(hub_id, "config.json", revision=revision or None), str):
+        raise PipelineError(f"{where}.hub_id: {hub_id!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 "
+                            "(no downloads); download it once online or use model.source=path")
 
 
 _REMOTE_CODE_WARNED: set[tuple[str, str]] = set()

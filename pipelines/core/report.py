@@ -157,7 +157,10 @@ def config_block(cfg: Any, summary: str = "Resolved config") -> str:
     """The resolved config as YAML in a collapsed block (cfg: DictConfig or plain dict)."""
     from omegaconf import OmegaConf
 
-    return details(summary, f"<pre>{esc(OmegaConf.to_yaml(cfg, resolve=True))}</pre>")
+    from .scrub import scrub
+
+    plain = OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else cfg
+    return details(summary, f"<pre>{esc(OmegaConf.to_yaml(scrub(plain)))}</pre>")
 
 
 def slug(text: str) -> str:
@@ -180,6 +183,13 @@ class Page:
         self.sections.append((anchor, title, "\n".join(parts)))
 
     def render(self) -> str:
+        """The page, with any secret value in it masked (the subtitle is the config's
+        task.description, sections quote config values)."""
+        from .scrub import scrub_text
+
+        return scrub_text(self._render())
+
+    def _render(self) -> str:
         toc = "".join(f'<li><a href="#{a}">{esc(t)}</a></li>' for a, t, _ in self.sections)
         body = "\n".join(
             f'<section id="{a}"><h2>{esc(t)}<a class="anchor" href="#{a}">#</a></h2>\n{h}\n</section>'

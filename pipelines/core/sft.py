@@ -395,7 +395,7 @@ def finetune(cfg: DictConfig) -> None:
 
     from . import tracking
     from .runtime import seed_everything
-    from .training import resume_checkpoint, save_finetuned, training_arguments
+    from .training import resume_checkpoint, save_finetuned, train_resumable, training_arguments
 
     check_format(cfg.prompt.format)
     seed_everything(cfg.runtime.seed)
@@ -429,7 +429,7 @@ def finetune(cfg: DictConfig) -> None:
     trainer = sft_trainer_class()(model=model, args=args, train_dataset=train, eval_dataset=val,
                                   processing_class=tok, callbacks=callbacks)
     t0 = time.time()
-    trainer.train(resume_from_checkpoint=resume)
+    train_resumable(trainer, resume)  # resumed: the same loss curve as uninterrupted
     secs = time.time() - t0
     best = trainer.state.best_metric
     if args.load_best_model_at_end and args.metric_for_best_model in ("loss", "eval_loss") and best is not None:

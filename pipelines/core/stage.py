@@ -12,13 +12,20 @@ is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import time
 
-from . import registry
+from . import scrub as _scrub  # first: captures the secret env values before anything drops one
 from .config import PARAMS_FILE, TASKS, load_task_block
 from .errors import PipelineError
+from .registry import get as task_spec
 from .runtime import offline_defaults, set_threads
+
+# OSErrors that mean the machine, not the code: the disk is full or read-only, a folder is not a
+# folder. Reported like bad input (one line naming the path, exit 2); any other OSError is a bug.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
+                      errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
 
 
 def apply_overrides(task: str, cfg, overrides: list[str]):
@@ -55,17 +62,45 @@ VERSIONED = ("torch", "transformers", "tokenizers", "peft", "trl", "accelerate",
              "numpy", "scikit-learn", "scipy", "rouge-score", "sacrebleu", "bm25s", "PyStemmer", "py3langid", "tunedag")
 
 
-def record_run_info(cfg) -> None:
-    """<metrics>/run_info.json: the resolved config (secrets masked) and the library versions of this
-    run, beside its metrics (git-tracked by DVC, so every `dvc exp` carries its own)."""
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def dtype_paths(block: dict, prefix: str = "") -> dict:
+    """Every `dtype`/`bf16`/`fp16` key of the config (model weights, autocast, generation copy):
+    the settings under which numbers are only reproducible on the same kind of CPU."""
+    out = {}
+    for k, v in block.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(dtype_paths(v, f"{key}."))
+        elif k in ("dtype", "bf16", "fp16"):
+            out[key] = v
+    return out
+
+
+def record_run_info(cfg, stage: str = "evaluate") -> None:
+    """<metrics>/run_info.json: the resolved config (secrets masked), the library versions, CPU
+    model, threads and dtype paths of this run, beside its metrics (git-tracked by DVC, so every
+    `dvc exp` carries its own)."""
+    import os
     import platform
     from importlib import metadata
 
+    import torch
     from omegaconf import OmegaConf
 
     from .io import write_json
     from .paths import TaskPaths
-    from .tracking import _scrub
 
     versions = {"python": platform.python_version()}
     for dist in VERSIONED:
@@ -73,8 +108,40 @@ def record_run_info(cfg) -> None:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = None
+    block = OmegaConf.to_container(cfg, resolve=True)
+    threads = block.get("runtime", {}).get("threads", {})
+    machine = {"cpu": cpu_model(), "cores": os.cpu_count(),
+               # this stage's: configured (runtime.threads), the TUNEDAG_MAX_THREADS cap, what torch used
+               "threads": {"stage": stage, "configured": threads.get(stage, threads.get("default")),
+                           "cap": os.environ.get("TUNEDAG_MAX_THREADS"), "torch": torch.get_num_threads()}}
     write_json(TaskPaths(cfg).metrics / "run_info.json",
-               {"config": _scrub(OmegaConf.to_container(cfg, resolve=True)), "versions": versions})
+               {"config": _scrub.scrub(block), "versions": versions, "machine": machine,
+                "dtypes": dtype_paths(block)})
+
+
+def check_tracking_dir(cfg) -> None:
+    """A tracking dir that cannot be created fails before the stage writes anything (the run is
+    opened only after a data stage succeeded)."""
+    if cfg.get("train", {}).get("dry_run") or "tracking" not in cfg:
+        return
+    t = cfg.tracking
+    if t.backend != "wandb" or t.mode == "disabled":
+        return
+    import tempfile
+
+    from .tracking import run_dir
+
+    d = run_dir(cfg)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=d).close()
+    except OSError as e:
+        raise PipelineError(f"{d}: tracking.dir: {'not a folder' if e.errno == errno.EEXIST else e.strerror}") from None
+
+
+def _environment_error(e: OSError) -> str:
+    where = e.filename or "output"
+    return f"error: {where}: {e.strerror or e}"
 
 
 def main(stage: str, argv: list[str] | None = None) -> None:
@@ -91,7 +158,7 @@ def main(stage: str, argv: list[str] | None = None) -> None:
         cfg = load_task_block(task, args.params)
         if args.set:
             cfg = apply_overrides(task, cfg, args.set)
-        spec = registry.get(task)
+        spec = task_spec(task)
         entry = spec.stage(stage)
         if entry is None:
             raise PipelineError(f"task {task!r} has no stage {stage!r}")
@@ -112,13 +179,34 @@ def main(stage: str, argv: list[str] | None = None) -> None:
         offline_defaults()
         fn = spec.load(entry.target)
         t0 = time.time()
-        from . import tracking
+        from . import io, tracking
 
+        check_tracking_dir(cfg)
+        io.track_writes()
         with tracking.stage_run(cfg, stage):
             fn(cfg)
         if entry.records_run_info and not cfg.get("train", {}).get("dry_run"):
-            record_run_info(cfg)
+            record_run_info(cfg, stage)
         print(f"[{task}:{stage}] done in {time.time() - t0:.1f}s", file=sys.stderr)
     except PipelineError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _rollback()
+        print(f"error: {_scrub.scrub_text(str(e))}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        _rollback()
+        print(_scrub.scrub_text(_environment_error(e)), file=sys.stderr)
+        sys.exit(2)
+
+
+def _rollback() -> None:
+    """A failed stage leaves none of the outputs it already wrote (each was complete, but the set
+    is not: DVC would take the stage for failed, a user reading them might not)."""
+    from . import io
+
+    for path in reversed(io.written()):
+        try:
+            io.remove(path)
+        except OSError:
+            pass

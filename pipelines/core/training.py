@@ -304,11 +304,54 @@ def resume_checkpoint(cfg: DictConfig, ckpt_dir: Path, data_dir: Path) -> str | 
                 if p.is_dir() and (found is None or int(p.name.split("-")[-1]) > int(found.name.split("-")[-1])):
                     print(f"[finetune] {p.name}: incomplete (killed while saving), removed")
                     shutil.rmtree(p)
-        write_json(marker, {"fingerprint": fp})
+        write_json(marker, {"fingerprint": fp}, output=False)  # kept if the stage fails: resume
     if found is not None:
         print(f"[finetune] resuming from {found} (step {found.name.split('-')[-1]})")
         return str(found)
     return None
+
+
+LOSS_FILE = "tunedag_loss-{rank}.json"
+
+
+def train_resumable(trainer, resume: str | None):
+    """`trainer.train(resume_from_checkpoint=resume)`, logging the loss curve of an uninterrupted run.
+
+    HF keeps the loss summed since the last log (and the total behind `train_loss`) in memory only:
+    a run resumed from a checkpoint between two logs would average its next logged loss over the
+    post-resume steps alone, and `train_loss` over the post-resume steps. Each checkpoint gets those
+    sums (one file per process), and a resumed run starts from them."""
+    trainer.add_callback(_loss_state_callback(trainer, resume))
+    return trainer.train(resume_from_checkpoint=resume)
+
+
+def _loss_state_callback(trainer, resume: str | None):
+    import torch
+    from transformers import TrainerCallback
+
+    class LossState(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            path = Path(resume or "") / LOSS_FILE.format(rank=args.process_index)
+            if resume is None:
+                return
+            if not path.exists():  # a checkpoint of an older version: HF's own (partial) averages
+                print(f"[finetune] {path.name} not in {resume}: the next logged loss averages post-resume steps only")
+                return
+            saved = json.loads(path.read_text())
+            # float32 -> Python float -> float32 is exact: the sums go on as if never interrupted
+            trainer._tr_loss = torch.tensor(saved["tr_loss"], device=args.device)
+            trainer._total_loss_scalar = saved["total"]
+            trainer._globalstep_last_logged = saved["last_logged"]
+            trainer._initial_global_step = saved["initial_step"]
+
+        def on_save(self, args, state, control, **kw):
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if ckpt.is_dir():
+                (ckpt / LOSS_FILE.format(rank=args.process_index)).write_text(json.dumps({
+                    "tr_loss": trainer._tr_loss.item(), "total": trainer._total_loss_scalar,
+                    "last_logged": trainer._globalstep_last_logged, "initial_step": trainer._initial_global_step}))
+
+    return LossState()
 
 
 def read_log_history(trainer) -> list[dict]:

@@ -1,30 +1,29 @@
 """Data stages of the extractive_qa task: download -> clean -> split.
 
-Every SQuAD-format source goes through one reader: a local SQuAD JSON file (v1.1, or v2.0
-with `is_impossible`), or a hub dataset (`squad`, `squad_v2`, `PlanTL-GOB-ES/SQAC`, ...) that
-download converts into the same JSON. The reader checks the structure field by field and names
-the place of the first problem (`file: data[3].paragraphs[0].qas[2]: missing field 'id'`), so
-bad input never reaches tokenisation.
+Every SQuAD-format source goes through core.squad's reader: a local SQuAD JSON file (v1.1, or
+v2.0 with `is_impossible`), or a hub dataset (`squad`, `squad_v2`, `PlanTL-GOB-ES/SQAC`, ...)
+that download converts into the same JSON; structure errors name the file and JSON path.
 
 clean flattens to one row per question and validates every answer against its context:
 empty answers (SQuAD-es has `answer_start = -1` alignment failures) are dropped, offsets that
 are off by some characters are repaired when the text occurs nearby, and each reason is
-counted in clean_stats.json. split keeps whole articles together.
+counted in clean_stats.json. In a v2 file an answerable question whose answer is nowhere
+near its context is an error (it would otherwise become a wrong "no answer" label).
+split keeps whole articles together.
 """
 from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
 
-from pipelines.core.download import download as core_download, load_hub_dataset
+from pipelines.core.download import download as core_download
 from pipelines.core.errors import PipelineError
-from pipelines.core.io import atomic_path, read_json, read_jsonl, remove, write_json, write_jsonl
+from pipelines.core.io import atomic_path, read_jsonl, remove, write_json, write_jsonl
 from pipelines.core.paths import TaskPaths
+from pipelines.core.squad import clean_title, hub_to_squad, read_squad
 
 SPLITS = ("train", "val", "test")
 
@@ -36,100 +35,11 @@ def _log(stage: str, msg: str) -> None:
 # ------------------------------------------------------------------------------- download
 def download(cfg: DictConfig) -> None:
     d = cfg.data
-    manifest = core_download(d, TaskPaths(cfg).data / "raw", lambda dst: _download_hub(d, dst))
+    manifest = core_download(d, TaskPaths(cfg).data / "raw", lambda dst: hub_to_squad(d, dst))
     _log("download", f"{d.file}: {manifest['bytes']} bytes, sha256 {manifest['sha256'][:12]}…")
 
 
-def _download_hub(d: DictConfig, dst: Path) -> dict:
-    """A flat hub QA dataset (id, title, context, question, answers{text, answer_start}) as SQuAD JSON."""
-    ds = load_hub_dataset(d)
-    need = {"id", "context", "question", "answers"}
-    if missing := need - set(ds.column_names):
-        raise PipelineError(f"{d.hub_name}: not a SQuAD-format dataset, missing column(s) {sorted(missing)}; "
-                            f"columns: {', '.join(ds.column_names)}")
-    articles: dict[str, dict[str, list]] = {}
-    for row in ds:
-        title = row.get("title") or "untitled"
-        qa = {"id": str(row["id"]), "question": row["question"],
-              "answers": [{"text": t, "answer_start": int(s)}
-                          for t, s in zip(row["answers"]["text"], row["answers"]["answer_start"])]}
-        if not qa["answers"]:
-            qa["is_impossible"] = True  # squad_v2 style: no answer
-        articles.setdefault(title, {}).setdefault(row["context"], []).append(qa)
-    version = "v2.0" if any("is_impossible" in qa for a in articles.values() for qs in a.values() for qa in qs) else "1.1"
-    doc = {"version": version, "data": [
-        {"title": t, "paragraphs": [{"context": c, "qas": qs} for c, qs in paras.items()]}
-        for t, paras in articles.items()]}
-    write_json(dst, doc)
-    return {"hub_name": d.hub_name, "hub_config": d.hub_config, "hub_split": d.hub_split}
-
-
-# ------------------------------------------------------------------------------- reading
-def _need(obj: dict, key: str, kind: type | tuple, where: str) -> Any:
-    if key not in obj:
-        raise PipelineError(f"{where}: missing field {key!r}")
-    v = obj[key]
-    if not isinstance(v, kind) or isinstance(v, bool) and kind is not bool:
-        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise PipelineError(f"{where}: field {key!r}: expected {names}, got {type(v).__name__}")
-    return v
-
-
-def read_squad(path: Path, fmt: str = "auto") -> tuple[list[dict], bool]:
-    """Flatten a SQuAD JSON file: (rows, is_v2). Structure errors name file and JSON path."""
-    doc = read_json(path)  # missing file, bad UTF-8, truncated JSON -> PipelineError with position
-    if not isinstance(doc, dict):
-        raise PipelineError(f"{path}: expected a JSON object with a 'data' list, got {type(doc).__name__}")
-    data = _need(doc, "data", list, str(path))
-    if not data:
-        raise PipelineError(f"{path}: 'data' is empty (no articles)")
-    if fmt not in ("auto", "v1", "v2"):
-        raise PipelineError(f"data.format: {fmt!r} is not one of auto, v1, v2")
-    rows, ids = [], set()
-    any_impossible = False
-    for ai, art in enumerate(data):
-        where = f"{path}: data[{ai}]"
-        if not isinstance(art, dict):
-            raise PipelineError(f"{where}: expected an object, got {type(art).__name__}")
-        title = _need(art, "title", str, where)
-        for pi, para in enumerate(_need(art, "paragraphs", list, where)):
-            pw = f"{where}.paragraphs[{pi}]"
-            if not isinstance(para, dict):
-                raise PipelineError(f"{pw}: expected an object, got {type(para).__name__}")
-            context = _need(para, "context", str, pw)
-            for qi, qa in enumerate(_need(para, "qas", list, pw)):
-                qw = f"{pw}.qas[{qi}]"
-                if not isinstance(qa, dict):
-                    raise PipelineError(f"{qw}: expected an object, got {type(qa).__name__}")
-                qid = str(_need(qa, "id", (str, int), qw))
-                if qid in ids:
-                    raise PipelineError(f"{qw}: duplicate question id {qid!r}")
-                ids.add(qid)
-                question = _need(qa, "question", str, qw)
-                impossible = bool(qa.get("is_impossible", False))
-                any_impossible |= "is_impossible" in qa
-                answers = []
-                for ni, ans in enumerate(_need(qa, "answers", list, qw)):
-                    aw = f"{qw}.answers[{ni}]"
-                    if not isinstance(ans, dict):
-                        raise PipelineError(f"{aw}: expected an object, got {type(ans).__name__}")
-                    answers.append({"text": _need(ans, "text", str, aw),
-                                    "answer_start": _need(ans, "answer_start", int, aw)})
-                rows.append({"id": qid, "title": title, "context": context, "question": question,
-                             "answers": answers, "is_impossible": impossible})
-    version = str(doc.get("version", ""))
-    is_v2 = fmt == "v2" or (fmt == "auto" and (version.lstrip("v").startswith("2") or any_impossible))
-    return rows, is_v2
-
-
 # ---------------------------------------------------------------------------------- clean
-_TITLE_JUNK = re.compile(r"\s+_\s+")  # "Nikola _ Tesla": an artefact of SQuAD-es' translation
-
-
-def clean_title(title: str) -> str:
-    return " ".join(_TITLE_JUNK.sub(" ", title).split()).rstrip(".") or title
-
-
 def repair_answer(context: str, text: str, start: int, window: int, strip: bool) -> tuple[dict | None, str]:
     """(answer or None, reason). Reasons: ok, stripped, repaired, empty, not_found, too_far."""
     if strip and text.strip() != text and text.strip():
@@ -154,7 +64,8 @@ def clean(cfg: DictConfig) -> None:
     out, stats_path = tp.data / "clean.jsonl", tp.data / "clean_stats.json"
     for p in (out, stats_path):
         remove(p)
-    raw, is_v2 = read_squad(tp.data / "raw" / d.file, d.format)
+    squad = read_squad(tp.data / "raw" / d.file, d.format)
+    raw, is_v2 = squad.questions(), squad.is_v2
     answers_by_reason: Counter = Counter()
     questions: Counter = Counter()
     repairs: list[dict] = []
@@ -164,15 +75,20 @@ def clean(cfg: DictConfig) -> None:
         if not question:
             questions["dropped_empty_question"] += 1
             continue
-        kept = []
+        kept, lost = [], []
         for a in r["answers"]:
             fixed, reason = repair_answer(r["context"], a["text"], a["answer_start"], c.repair_window, c.strip_answers)
             answers_by_reason[reason] += 1
+            if reason in ("not_found", "too_far"):
+                lost.append(f"{a['text']!r} at {a['answer_start']}: {reason}")
             if reason in ("repaired", "stripped") and len(repairs) < 20:
                 repairs.append({"id": r["id"], "reason": reason, "text": fixed["text"],  # type: ignore[index]
                                 "from": a["answer_start"], "to": fixed["answer_start"]})  # type: ignore[index]
             if fixed is not None:
                 kept.append(fixed)
+        if is_v2 and not r["is_impossible"] and not kept and lost:
+            raise PipelineError(f"{squad.path}: question {r['id']!r}: answerable (is_impossible false) but no answer "
+                                f"is in its context ({'; '.join(lost)}); fix the answer or set is_impossible: true")
         impossible = r["is_impossible"] or not kept
         if impossible and not is_v2:
             questions["dropped_no_valid_answer"] += 1
@@ -182,7 +98,8 @@ def clean(cfg: DictConfig) -> None:
             kept = []
         else:
             questions["kept"] += 1
-        rows.append({"id": r["id"], "title": clean_title(r["title"]), "context": r["context"],
+        # the title is the split key; the "(en inglés)" note stays, as it always has in this task's data
+        rows.append({"id": r["id"], "title": clean_title(r["title"], drop_language_note=False), "context": r["context"],
                      "question": question, "answers": kept, "is_impossible": impossible})
     if not rows:
         raise PipelineError(f"{tp.data / 'raw' / d.file}: no question left after cleaning ({dict(questions)})")

@@ -21,6 +21,7 @@ from pipelines.core.training import (
     ordered_eval_trainer,
     resume_checkpoint,
     save_finetuned,
+    train_resumable,
     training_arguments,
 )
 
@@ -165,7 +166,7 @@ def finetune(cfg: DictConfig) -> None:
         compute_metrics=_compute_metrics_fn(cfg, val_rows, val, is_v2(tp)), callbacks=callbacks,
     )
     t0 = time.time()
-    trainer.train(resume_from_checkpoint=resume)
+    train_resumable(trainer, resume)  # resumed: the same loss curve as uninterrupted
     train_seconds = time.time() - t0
     run.summary.update({"trainable_params": summary["trainable_params"], "total_params": summary["total_params"]})
     run.finish()

@@ -18,12 +18,12 @@ from pipelines.core.schema import (
     TrainConfig,
 )
 
-from .data import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE
+from .examples import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE
 
 
 @dataclass
 class BiographyFilterConfig:
-    # none | titles | classifier | titles+classifier (pipelines/qgen_es/data.py:is_biography)
+    # none | titles | classifier | titles+classifier (pipelines/qgen_es/sources.py:is_biography)
     mode: str = "none"
     titles: List[str] = field(default_factory=lambda: ["Nikola Tesla", "Martín Lutero", "Genghis"])
 

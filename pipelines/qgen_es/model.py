@@ -19,7 +19,7 @@ from pipelines.core.io import write_json, write_jsonl
 from pipelines.core.paths import TaskPaths
 from pipelines.core.runtime import seed_everything
 
-from .prep import SPLITS, read_split
+from .data import SPLITS, read_split
 from .quality import aggregate, score_output
 
 finetune = sft.finetune

@@ -5,8 +5,7 @@ SPEC = TaskSpec(
     name="qgen_es",
     package=__package__,
     schema="config:QgenEsConfig",
-    # the data stages live in prep.py (data.py holds the task logic)
-    stages=train_eval_stages(download="prep:download", clean="prep:clean", split="prep:split"),
+    stages=train_eval_stages(),
     test_metric=Metric("eval.json", ("test", "count_ok")),
     validation_metric=Metric("train_summary.json", ("val_loss",), folder="models", goal="min"),
     key_metrics=(("format valid", "test.format_valid"), ("grounding", "test.grounding"),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from pipelines.core.errors import PipelineError
+from pipelines.core.squad import read_squad
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".text")
 _WS = re.compile(r"\s+")
@@ -129,28 +130,22 @@ def clean_corpus(path: Path, cfg: Any) -> list[dict]:
     return docs
 
 
-def squad_documents(data: Any, source: str) -> tuple[list[dict], list[dict]]:
-    """SQuAD JSON -> (one document per paragraph, questions whose relevant chunk is their paragraph)."""
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise PipelineError(f"{source}: not SQuAD JSON (no `data` list)")
+def squad_documents(path: Path) -> tuple[list[dict], list[dict]]:
+    """A SQuAD JSON file (core.squad's reader) -> (one document per paragraph, its questions, whose
+    relevant document is their paragraph; `is_impossible` ones are unanswerable, with none)."""
     docs, questions = [], []
-    for a, art in enumerate(data["data"]):
-        title = art.get("title", f"article-{a}")
-        for p, par in enumerate(art.get("paragraphs", [])):
-            if "context" not in par:
-                raise PipelineError(f"{source}: data[{a}].paragraphs[{p}]: missing field 'context'")
-            name = f"{title}#{p}"
-            text = normalize(par["context"])
-            docs.append({"doc": name, "text": text, "paragraphs": [{"start": 0, "end": len(text), "section": title}],
-                         "stats": {}})
-            for q in par.get("qas", []):
-                if "question" not in q or "id" not in q:
-                    raise PipelineError(f"{source}: data[{a}].paragraphs[{p}].qas: missing field 'question'/'id'")
-                answers = [x.get("text", "") for x in q.get("answers", []) if x.get("text")]
-                questions.append({"id": str(q["id"]), "question": q["question"], "relevant_docs": [name],
-                                  "evidence": [], "answer": answers[0] if answers else "", "answerable": True})
-    if not docs:
-        raise PipelineError(f"{source}: empty `data` (no paragraphs)")
+    for _, p, art, par in read_squad(path).paragraphs():
+        title = art["title"]  # as in the file: it prefixes the chunks ("<title>: <paragraph>")
+        name = f"{title}#{p}"
+        text = normalize(par["context"])
+        docs.append({"doc": name, "text": text, "paragraphs": [{"start": 0, "end": len(text), "section": title}],
+                     "stats": {}})
+        for q in par["qas"]:
+            answers = [x["text"] for x in q["answers"] if x["text"]]
+            answerable = not q["is_impossible"]
+            questions.append({"id": q["id"], "question": q["question"], "relevant_docs": [name] if answerable else [],
+                              "evidence": [], "answer": answers[0] if answers and answerable else "",
+                              "answerable": answerable})
     return docs, questions
 
 

@@ -85,7 +85,7 @@ def clean(cfg: DictConfig) -> None:
                 if len(files) != 1:
                     raise PipelineError(f"data.corpora.{name}: a squad corpus is one JSON file")
                 f = raw / "corpora" / name / files[0]["file"]
-                docs, squad_questions[name] = squad_documents(read_json(f), str(f))
+                docs, squad_questions[name] = squad_documents(f)
             elif spec.format == "text":
                 src = raw / "corpora" / name
                 docs = clean_corpus(src if len(files) > 1 else src / files[0]["file"], cfg.clean)

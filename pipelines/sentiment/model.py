@@ -14,7 +14,14 @@ from pipelines.core.metrics import classification_metrics
 from pipelines.core.models import load_kwargs, local_kwargs, read_model_type, resolve
 from pipelines.core.paths import TaskPaths, project_relative
 from pipelines.core.runtime import seed_everything
-from pipelines.core.training import apply_peft, dry_run_model, resume_checkpoint, save_finetuned, training_arguments
+from pipelines.core.training import (
+    apply_peft,
+    dry_run_model,
+    resume_checkpoint,
+    save_finetuned,
+    train_resumable,
+    training_arguments,
+)
 
 from .data import read_extra_sets, read_split
 
@@ -115,7 +122,7 @@ def finetune(cfg: DictConfig) -> None:
         compute_metrics=_compute_metrics, callbacks=callbacks,
     )
     t0 = time.time()
-    trainer.train(resume_from_checkpoint=resume)
+    train_resumable(trainer, resume)  # resumed: the same loss curve as uninterrupted
     train_seconds = time.time() - t0
     run.summary.update({"trainable_params": summary["trainable_params"], "total_params": summary["total_params"]})
     run.finish()
