@@ -149,9 +149,11 @@ class PeftConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: float = bounded(3.0, ge=0.0)  # 0 only with max_steps > 0 (else nothing is trained)
+    """Defaults = conf/train/encoder_cpu.yaml (sentiment's); each task schema sets its own preset's
+    values in its `train` default (tests/test_schema_validation.py holds them equal to conf/)."""
+    epochs: float = bounded(4.0, ge=0.0)  # 0 only with max_steps > 0 (else nothing is trained)
     max_steps: int = bounded(-1, ge=-1)  # >0 overrides epochs (tiny-budget runs)
-    learning_rate: float = bounded(5e-4, gt=0.0)
+    learning_rate: float = bounded(1e-3, gt=0.0)
     batch_size: int = bounded(16, ge=1)
     eval_batch_size: int = bounded(64, ge=1)
     grad_accum: int = bounded(1, ge=1)
@@ -214,7 +216,7 @@ class RuntimeConfig:
     seed: int = bounded(42, ge=0, lt=2**32)  # numpy seeds are 32-bit
     # torch intra-op threads per stage, set before torch is imported. Measured on the 2-core
     # machines (bench/threads.py): small encoders train fastest with 1 thread.
-    threads: Dict[str, int] = bounded(factory=lambda: {"default": 1}, ge=1)
+    threads: Dict[str, int] = bounded(factory=lambda: {"default": 2}, ge=1)
 
 
 @dataclass

@@ -47,9 +47,9 @@ class QaDataConfig:
     limit: Optional[int] = bounded(None, ge=1)  # max questions per split after splitting (tiny-budget runs)
     clean: QaCleanConfig = field(default_factory=QaCleanConfig)
     split: QaSplitConfig = field(default_factory=QaSplitConfig)
-    # tokenisation (HF run_qa.py defaults)
-    max_length: int = bounded(384, ge=1)
-    doc_stride: int = bounded(128, ge=0)  # tokens shared by consecutive windows of a long context
+    # tokenisation: SQuAD-es (data=squad_es, the default); data=squad / sqac set HF run_qa.py's 384 / 128
+    max_length: int = bounded(256, ge=1)
+    doc_stride: int = bounded(64, ge=0)  # tokens shared by consecutive windows of a long context
     max_query_length: int = bounded(64, ge=1)  # longer questions are cut (they would leave no room for context)
 
 
@@ -123,9 +123,12 @@ class ExtractiveQaConfig:
     task: TaskInfo = field(default_factory=lambda: TaskInfo(name="extractive_qa"))
     paths: PathsConfig = field(default_factory=PathsConfig)
     data: QaDataConfig = field(default_factory=QaDataConfig)
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(key="minilm"))
-    peft: QaPeftConfig = field(default_factory=lambda: QaPeftConfig(method="full"))
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(metric_for_best="eval_f1"))
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(key="me5-small"))
+    peft: QaPeftConfig = field(default_factory=lambda: QaPeftConfig(method="full", freeze_embeddings=True))
+    # = conf/train/qa_cpu.yaml
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        metric_for_best="eval_f1", epochs=1.0, max_steps=130, learning_rate=2e-4, warmup_ratio=0.1,
+        eval_strategy="steps", eval_steps=65, bf16=True, attention_dropout=0.0))
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     evaluate: QaEvaluateConfig = field(default_factory=QaEvaluateConfig)
     baselines: QaBaselinesConfig = field(default_factory=QaBaselinesConfig)

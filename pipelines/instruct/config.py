@@ -56,8 +56,12 @@ class InstructConfig:
     model: ModelConfig = field(default_factory=lambda: ModelConfig(key="smollm2-135m"))
     prompt: PromptConfig = field(default_factory=lambda: PromptConfig(format="alpaca"))
     sft: SftConfig = field(default_factory=SftConfig)
-    peft: PeftConfig = field(default_factory=PeftConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(metric_for_best="eval_loss"))
+    peft: PeftConfig = field(default_factory=lambda: PeftConfig(targets="qkvo"))
+    # = conf/train/sft_cpu.yaml + conf/task/instruct.yaml
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        metric_for_best="eval_loss", epochs=1.0, max_steps=30, learning_rate=5e-4, batch_size=8, eval_batch_size=16,
+        weight_decay=0.0, warmup_ratio=0.05, logging_steps=5, eval_strategy="steps", eval_steps=15,
+        early_stopping_patience=2, bf16=True))
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     evaluate: InstructEvaluateConfig = field(default_factory=InstructEvaluateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)

@@ -122,8 +122,8 @@ class RetrieveConfig:
 @dataclass
 class RunConfig:
     """The headline variant: eval.json's retrieval metrics and the chunks given to the generator."""
-    collection: str = "bash-w300"
-    embedder: str = "minilm"
+    collection: str = "bash-w500"
+    embedder: str = "mpnet"
     similarity: str = choice("cosine", *SIMILARITIES)
     retriever: str = choice("hybrid", "dense", "bm25", "hybrid")
     alpha: float = bounded(0.5, ge=0.0, le=1.0)  # hybrid: weight of the dense score (one of retrieve.hybrid.alphas)

@@ -25,10 +25,12 @@ class LangFilter:
     keep: List[str] = field(default_factory=lambda: ["en"])
     # Restrict py3langid to languages that plausibly occur in the data: with all 97 of its
     # languages, short English reviews ("good", "nice") come out as Afrikaans or Somali.
-    candidates: Optional[List[str]] = None
+    candidates: Optional[List[str]] = field(default_factory=lambda: [  # None = all of py3langid's
+        "en", "ru", "es", "pt", "de", "fr", "pl", "tr", "zh", "ja", "ko", "id", "tl", "uk", "it", "th", "vi", "cs",
+        "hu", "nl", "sv", "fi", "ro", "ms", "ar"])
     # Reviews with at most this many words are kept when they are pure ASCII letters/punct:
     # language ID is unreliable there, and dropping them biases the data towards long texts.
-    short_ascii_max_words: int = bounded(0, ge=0)
+    short_ascii_max_words: int = bounded(2, ge=0)
 
 
 @dataclass
