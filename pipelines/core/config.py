@@ -170,6 +170,8 @@ def load_task_block(task: str, params_path: str | Path = PARAMS_FILE) -> DictCon
     params_path = Path(params_path)
     if not params_path.exists():
         raise PipelineError(f"{params_path}: not found (regenerate with `python -m pipelines.core.params`)")
+    if not params_path.is_file():
+        raise PipelineError(f"{params_path}: is a folder, not a params file (--params takes a YAML file such as params.yaml)")
     try:
         data = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError as e:
