@@ -16,7 +16,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from pipelines.core import schema
-from pipelines.core.config import PARAMS_FILE, TASKS, _constraint_problem, _field_checks, compose, task_schema, validate
+from pipelines.core.config import CONF_DIR, PARAMS_FILE, TASKS, _constraint_problem, _field_checks, compose, task_schema, validate
 from pipelines.core.errors import PipelineError
 
 pytestmark = pytest.mark.fast
@@ -256,16 +256,62 @@ def _leaves(d, p=""):
         yield p, d
 
 
+def _option_keys(group: str, option: str, package: str) -> set[str]:
+    """Dotted keys an option file of a group sets, where it lands in the task config."""
+    text = (CONF_DIR / group / f"{option}.yaml").read_text()
+    body = {k: v for k, v in (yaml.safe_load(text) or {}).items() if k != "defaults"}
+    prefix = "" if "@package _global_" in text else package
+    return {f"{prefix}.{k}" if prefix else k for k, _ in _leaves(body)}
+
+
+def _sources(task: str) -> tuple[set[str], dict[str, tuple[str, bool]]]:
+    """Keys the task file sets itself, and per key set by a group option: (group=option, whether
+    every option of that group sets it)."""
+    doc = yaml.safe_load((CONF_DIR / "task" / f"{task}.yaml").read_text())
+    own = {k for k, _ in _leaves({k: v for k, v in doc.items() if k != "defaults"})}
+    by_option: dict[str, tuple[str, bool]] = {}
+    for entry in doc["defaults"]:
+        if not isinstance(entry, dict):
+            continue  # the schema and _self_
+        (spec, option), = entry.items()
+        group, _, package = spec.lstrip("/").partition("@")
+        everyone = set.intersection(*(_option_keys(group, p.stem, package or group)
+                                      for p in (CONF_DIR / group).glob("*.yaml")))
+        for key in _option_keys(group, option, package or group):
+            by_option[key] = (f"{group}={option}", key in everyone)
+    return own, by_option
+
+
+# Keys whose schema default is not the default config's value, on purpose: the default option of a
+# group sets them, and another option of that group leaves them out and so gets the schema default
+# (e.g. train=encoder_gpu has no bf16 / attention_dropout, train=qa_gpu no max_steps).
+PER_OPTION = {
+    "extractive_qa": {"train.attention_dropout", "train.bf16", "train.eval_steps", "train.max_steps"},
+    "instruct": {"train.bf16", "train.early_stopping_patience", "train.logging_steps", "train.weight_decay"},
+    "qgen_es": {"train.bf16", "train.early_stopping_patience", "train.logging_steps", "train.weight_decay"},
+}
+
+
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_dataclass_defaults_agree_with_conf(task):
-    """What the schema says a key defaults to is what the task's default config composes from conf/
-    (other group options, e.g. data=squad or train=qa_gpu, set their own values on top)."""
+    """What the schema says a key defaults to is what the task's default config composes from conf/,
+    except where a group option sets a value that another option of the group leaves to the default
+    (PER_OPTION, checked to be exactly those)."""
     conf = dict(_leaves(OmegaConf.to_container(compose(task), resolve=False)))
     defaults = dict(_leaves(OmegaConf.to_container(OmegaConf.structured(task_schema(task)), resolve=False)))
-    differ = {k: (defaults.get(k, "<absent>"), conf.get(k, "<absent>")) for k in set(conf) | set(defaults)
-              if defaults.get(k, "<absent>") != conf.get(k, "<absent>")
-              and not any(k == c.rstrip(".") or k.startswith(c) for c in CONF_ONLY)}
-    assert differ == {}, f"schema default != conf/ (schema, conf): {differ}"
+    own, by_option = _sources(task)
+    differ, per_option = {}, set()
+    for k in set(conf) | set(defaults):
+        d, c = defaults.get(k, "<absent>"), conf.get(k, "<absent>")
+        if d == c or any(k == x.rstrip(".") or k.startswith(x) for x in CONF_ONLY):
+            continue
+        option, everyone = by_option.get(k, (None, True))
+        if k in own or everyone:  # the schema default is never what a run gets: it must say what runs get
+            differ[k] = (d, c, "conf/task" if k in own else option)
+        else:
+            per_option.add(k)
+    assert differ == {}, f"schema default != conf/ (schema, conf, set by): {differ}"
+    assert per_option == PER_OPTION.get(task, set())
     for key in CONF_ONLY[1:]:
         node = OmegaConf.select(OmegaConf.structured(task_schema(task)), key.rstrip("."))
         assert node is None or len(node) == 0, key

@@ -125,10 +125,10 @@ class ExtractiveQaConfig:
     data: QaDataConfig = field(default_factory=QaDataConfig)
     model: ModelConfig = field(default_factory=lambda: ModelConfig(key="me5-small"))
     peft: QaPeftConfig = field(default_factory=lambda: QaPeftConfig(method="full", freeze_embeddings=True))
-    # = conf/train/qa_cpu.yaml
+    # conf/train/qa_cpu.yaml's values for the keys every train option sets (a key some option leaves
+    # out keeps TrainConfig's default: it is what that option gets)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        metric_for_best="eval_f1", epochs=1.0, max_steps=130, learning_rate=2e-4, warmup_ratio=0.1,
-        eval_strategy="steps", eval_steps=65, bf16=True, attention_dropout=0.0))
+        metric_for_best="eval_f1", epochs=1.0, learning_rate=2e-4, warmup_ratio=0.1, eval_strategy="steps"))
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     evaluate: QaEvaluateConfig = field(default_factory=QaEvaluateConfig)
     baselines: QaBaselinesConfig = field(default_factory=QaBaselinesConfig)

@@ -57,11 +57,11 @@ class InstructConfig:
     prompt: PromptConfig = field(default_factory=lambda: PromptConfig(format="alpaca"))
     sft: SftConfig = field(default_factory=SftConfig)
     peft: PeftConfig = field(default_factory=lambda: PeftConfig(targets="qkvo"))
-    # = conf/train/sft_cpu.yaml + conf/task/instruct.yaml
+    # conf/task/instruct.yaml, and conf/train/sft_cpu.yaml's values for the keys every train option sets
+    # (a key some option leaves out keeps TrainConfig's default: it is what that option gets)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         metric_for_best="eval_loss", epochs=1.0, max_steps=30, learning_rate=5e-4, batch_size=8, eval_batch_size=16,
-        weight_decay=0.0, warmup_ratio=0.05, logging_steps=5, eval_strategy="steps", eval_steps=15,
-        early_stopping_patience=2, bf16=True))
+        warmup_ratio=0.05, eval_strategy="steps", eval_steps=15))
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     evaluate: InstructEvaluateConfig = field(default_factory=InstructEvaluateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)

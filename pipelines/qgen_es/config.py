@@ -107,11 +107,11 @@ class QgenEsConfig:
     prompt: QgenPromptConfig = field(default_factory=QgenPromptConfig)
     sft: SftConfig = field(default_factory=lambda: SftConfig(max_length=640))
     peft: PeftConfig = field(default_factory=lambda: PeftConfig(targets="qkvo", r=16, lora_alpha=32))
-    # = conf/train/sft_cpu.yaml + conf/task/qgen_es.yaml
+    # conf/task/qgen_es.yaml, and conf/train/sft_cpu.yaml's values for the keys every train option sets
+    # (a key some option leaves out keeps TrainConfig's default: it is what that option gets)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         metric_for_best="eval_loss", epochs=1.0, max_steps=40, learning_rate=1e-3, batch_size=4, eval_batch_size=8,
-        weight_decay=0.0, warmup_ratio=0.05, logging_steps=5, eval_strategy="steps", eval_steps=20,
-        early_stopping_patience=2, bf16=True))
+        warmup_ratio=0.05, eval_strategy="steps", eval_steps=20))
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     evaluate: QgenEvaluateConfig = field(default_factory=QgenEvaluateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
