@@ -15,12 +15,12 @@ if __name__ == "__main__":
     p.add_argument("key")
     p.add_argument("--out", default="models/base")
     a = p.parse_args()
-    set_threads(2)
-    offline_defaults()
-    from pipelines.core.models import materialise
-
     t0 = time.time()
     try:
+        set_threads(2)  # PipelineError for a bad TUNEDAG_MAX_THREADS
+        offline_defaults()
+        from pipelines.core.models import materialise
+
         out = materialise(a.key, Path(a.out) / a.key)
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)

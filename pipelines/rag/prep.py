@@ -19,7 +19,7 @@ from pipelines.core.io import atomic_path, read_json, read_jsonl, sha256_file, w
 from pipelines.core.paths import TaskPaths, project_relative
 
 from . import chunking
-from .corpus import clean_corpus, corpus_files, squad_documents, validate_questions
+from .corpus import check_evidence, clean_corpus, corpus_files, squad_documents, validate_questions
 
 
 def _source(root: str | None, default_root: str, rel: str, what: str) -> Path:
@@ -76,6 +76,7 @@ def clean(cfg: DictConfig) -> None:
     manifest = read_json(raw / "manifest.json")
     stats: dict = {"corpora": {}, "question_sets": {}}
     squad_questions: dict[str, list[dict]] = {}
+    corpus_docs: dict[str, list[dict]] = {}
     with atomic_path(paths.data / "clean") as out:
         for name, spec in cfg.data.corpora.items():
             files = manifest["corpora"].get(name)
@@ -92,6 +93,7 @@ def clean(cfg: DictConfig) -> None:
             else:
                 raise PipelineError(f"data.corpora.{name}.format: {spec.format!r} is not one of text, squad")
             write_jsonl(out / "corpora" / f"{name}.jsonl", docs)
+            corpus_docs[name] = docs
             stats["corpora"][name] = {"documents": len(docs), "words": sum(len(d["text"].split()) for d in docs),
                                       "paragraphs": sum(len(d["paragraphs"]) for d in docs),
                                       "dropped_furniture_lines": sum(d["stats"].get("furniture_lines", 0) for d in docs)}
@@ -106,6 +108,9 @@ def clean(cfg: DictConfig) -> None:
                     raise PipelineError(f"{raw}: question set {name!r} missing; re-run the download stage")
                 f = raw / "questions" / name / entry["file"]
                 rows = validate_questions(read_jsonl(f), str(f))
+                if qs.corpus in corpus_docs:  # an unknown corpus name is reported where it is used
+                    check_evidence(rows, corpus_docs[qs.corpus], f"data.question_sets.{name} ({f.name})", qs.corpus,
+                                   cfg.clean.collapse_dots)
             if qs.limit is not None and qs.limit < len(rows):
                 rows = random.Random(cfg.runtime.seed).sample(rows, qs.limit)
             write_jsonl(out / "questions" / f"{name}.jsonl", rows)

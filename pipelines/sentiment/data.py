@@ -134,11 +134,17 @@ def _read_raw(cfg: DictConfig, path: Path):
         more = f" (and {int(bad.sum()) - 1} more rows)" if bad.sum() > 1 else ""
         raise PipelineError(f"{path}: row {i + 1}: {d.label_field}={df[d.label_field].iloc[i]!r} cannot be mapped "
                             f"to data.labels {labels} (accepted: True/False, 1/0 or a label name){more}")
+    index = key.map(mapping).astype(int)
+    # True/1 is class 1: with a single name in data.labels it would index past the list
+    if (over := index >= len(labels)).any():
+        i = int(np.flatnonzero(over.to_numpy())[0])
+        raise PipelineError(f"{path}: row {i + 1}: {d.label_field}={df[d.label_field].iloc[i]!r} is class {index.iloc[i]}, "
+                            f"but data.labels names only {len(labels)} ({labels}); list a name for every class in the file")
     # id from the 1-based data row number: stable across config changes, traceable to the CSV
     return pd.DataFrame({
         "id": [f"r{i:06d}" for i in range(1, len(df) + 1)],
         "text": df[d.text_field],
-        "label": key.map(mapping).astype(int),
+        "label": index,
         "game": df["name"] if "name" in df.columns else None,
     })
 
@@ -244,6 +250,9 @@ def split(cfg: DictConfig) -> None:
         raise PipelineError(f"data.split: need 0 < val, 0 < test and val + test < 1 (got val={val}, test={test})")
     rows = read_jsonl(tp.data / "clean.jsonl")
     y = [r["label"] for r in rows]
+    if rows and len(set(y)) < 2:  # a classifier trained on one class learns nothing, yet would train and report
+        raise PipelineError(f"{tp.data / 'clean.jsonl'}: every row has label {rows[0]['label_name']!r}; the training set "
+                            f"needs rows of at least 2 of data.labels {list(d.labels)}")
     idx = np.arange(len(rows))
     seed = int(cfg.runtime.seed)
     try:
