@@ -136,8 +136,8 @@ def main(stage: str, argv: list[str] | None = None) -> None:
         t0 = time.time()
         from . import tracking
 
-        with tracking.stage_run(cfg, stage):
-            fn(cfg)
+        with tracking.stage_run(cfg, stage) as run:
+            fn(cfg, run)  # stage functions take (cfg, run): the run is the one code that logs uses
         if stage == "evaluate" and not cfg.get("train", {}).get("dry_run"):
             record_run_info(cfg)
         print(f"[{task}:{stage}] done in {time.time() - t0:.1f}s", file=sys.stderr)

@@ -1,9 +1,10 @@
-"""Shared fine-tuning plumbing: PEFT wrapping, parameter counts, TrainingArguments, dry runs."""
+"""Shared fine-tuning plumbing: PEFT wrapping, parameter counts, TrainingArguments, the training
+run (`fit`, resumable), dry runs."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -311,50 +312,27 @@ def resume_checkpoint(cfg: DictConfig, ckpt_dir: Path, data_dir: Path) -> str | 
     return None
 
 
-def read_log_history(trainer) -> list[dict]:
-    return [dict(e) for e in trainer.state.log_history]
+def fit(cfg: DictConfig, run, trainer_for: Callable[[Any, list], Any], args_cls=None, **arg_overrides) -> tuple[Any, float]:
+    """Train with the `train` block: (trainer, seconds). `trainer_for(args, callbacks)` builds the
+    task's Trainer. An interrupted run of the same config resumes from its last checkpoint; HF's
+    W&B callback logs into the stage's run, opened here so that it exists when training starts."""
+    import time
 
+    from transformers import EarlyStoppingCallback
 
-def save_finetuned(cfg: DictConfig, trainer, tok, src: str, summary: dict, train_seconds: float,
-                   ckpt_dir: Path, final_meta: dict | None = None, **extra) -> None:
-    """Write what finetune leaves behind, under `paths.models`: final/ (weights or adapter,
-    tokenizer, tunedag.json), train_log.json, train_summary.json (summary + `extra`) and
-    train_timing.json. Wall-clock fields go only to train_timing.json, so identical runs give
-    identical logs (and reports); checkpoints are removed: a finished run has nothing to resume.
-    `final_meta` adds fields to final/tunedag.json (what loading the model back needs)."""
-    import torch
-
-    from .io import atomic_path, write_json
+    from .finetuned import checkpoint_dir
     from .paths import TaskPaths
 
-    if not trainer.is_world_process_zero():  # under DDP only rank 0 writes
-        return
-    models = TaskPaths(cfg).models
-    with atomic_path(models / "final") as tmp:
-        trainer.model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        (tmp / "tunedag.json").write_text(json.dumps({"method": cfg.peft.method, "base": src, "model": cfg.model.key,
-                                                           **(final_meta or {})}))
-    history, timings = [], []
-    for entry in read_log_history(trainer):
-        timing = {k: v for k, v in entry.items() if k.endswith(("_runtime", "_per_second"))}
-        history.append({k: v for k, v in entry.items() if k not in timing})
-        if timing:
-            timings.append({"step": entry.get("step"), **timing})
-    write_json(models / "train_log.json", history)
-    best = trainer.state.best_metric
-    write_json(models / "train_summary.json", {
-        "model": cfg.model.key, **summary, "best_checkpoint_metric": best,
-        "metric_for_best": cfg.train.metric_for_best, "steps": trainer.state.global_step,
-        "epochs": trainer.state.epoch, "world_size": trainer.args.world_size,
-        "per_device_batch": trainer.args.per_device_train_batch_size, **extra,
-    })
-    write_json(models / "train_timing.json", {"train_seconds": round(train_seconds, 1),
-                                              "threads": torch.get_num_threads(), "log": timings})
-    import shutil
-
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
-    print(f"[finetune] {trainer.state.global_step} steps in {train_seconds:.0f}s, best {cfg.train.metric_for_best}={best}")
+    run.open()
+    ckpt = checkpoint_dir(cfg)
+    resume = resume_checkpoint(cfg, ckpt, TaskPaths(cfg).data / "tokenized")  # after a kill: go on from there
+    args = training_arguments(cfg, ckpt, report_to=["wandb"] if cfg.tracking.mode != "disabled" else [],
+                              args_cls=args_cls, **arg_overrides)
+    patience = cfg.train.early_stopping_patience
+    trainer = trainer_for(args, [EarlyStoppingCallback(patience)] if patience > 0 else [])
+    t0 = time.time()
+    trainer.train(resume_from_checkpoint=resume)
+    return trainer, time.time() - t0
 
 
 def model_type_of(cfg: DictConfig) -> str:

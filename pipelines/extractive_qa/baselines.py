@@ -51,7 +51,7 @@ def clean_generation(text: str) -> str:
 def generate_answers(cfg: DictConfig, rows: list[dict]) -> list[str]:
     import torch
 
-    from pipelines.core.lm import load_causal_lm
+    from pipelines.core.causal_lm import load_causal_lm
 
     g = cfg.baselines.generative
     model, tok = load_causal_lm(g.model, cfg.paths.base_models, "baselines.generative.model")
@@ -75,7 +75,7 @@ def generate_answers(cfg: DictConfig, rows: list[dict]) -> list[str]:
     return out
 
 
-def baselines(cfg: DictConfig) -> None:
+def baselines(cfg: DictConfig, run=None) -> None:
     from .model import is_v2, run_extractive, tokenizer
 
     tp = TaskPaths(cfg)

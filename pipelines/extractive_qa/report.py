@@ -22,6 +22,7 @@ from pipelines.core.paths import TaskPaths
 
 PEFT_NAMES = {"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tune"}
 COLORS = {"F1": "#3b6ea8", "EM": "#9ebfe3"}
+CURVES = (("eval_f1", "F1"), ("eval_exact_match", "EM"))  # validation metrics in train_log.json
 
 # Spanish interrogatives, most specific first ("por qué" before "qué"); matched anywhere in
 # the question, because Spanish often puts a preposition first ("¿En qué año ...?")
@@ -100,33 +101,6 @@ def _bars(methods: list[tuple[str, dict]]):
     return H.figure_uri(draw, (7.5, 0.55 * len(names) + 1.0))
 
 
-def _curves(log: list[dict]):
-    train = [(e["step"], e["loss"]) for e in log if "loss" in e and "step" in e]
-    evals = [e for e in log if "eval_loss" in e and "step" in e]
-
-    def draw(fig):
-        a, b, c = fig.subplots(1, 3)
-        for ax, title in ((a, "train loss"), (b, "validation loss"), (c, "validation EM / F1")):
-            ax.set_title(title)
-            ax.set_xlabel("step")
-            ax.grid(color="#eee")
-        if train:
-            a.plot(*zip(*train), color="#3b6ea8", lw=1.2)
-        if evals:
-            st = [e["step"] for e in evals]
-            b.plot(st, [e["eval_loss"] for e in evals], "o-", color="#c0504d", ms=4)
-            for key, name in (("eval_f1", "F1"), ("eval_exact_match", "EM")):
-                pts = [(e["step"], e[key]) for e in evals if key in e]
-                if pts:
-                    c.plot(*zip(*pts), "o-", color=COLORS[name], ms=4, label=name)
-            c.legend(fontsize=7, frameon=False)
-        else:
-            for ax in (b, c):
-                ax.text(0.5, 0.5, "no eval entries", ha="center", transform=ax.transAxes, color="#888")
-
-    return H.figure_uri(draw, (10.5, 2.8))
-
-
 def _group_bars(groups: dict[str, dict[str, dict]], order: list[str], title: str):
     """F1 per group (rows) for each method (bar colours)."""
     methods = list(groups)
@@ -193,7 +167,7 @@ def _data_section(clean: dict | None, splits: dict | None) -> list[str]:
     return out
 
 
-def report(cfg: DictConfig) -> None:
+def report(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     eval_path = tp.metrics / "eval.json"
     ev = read_json(eval_path)
@@ -253,10 +227,9 @@ def report(cfg: DictConfig) -> None:
                  "(Spanish articles el/la/los/las/un/una/unos/unas and ¿¡«» removed). Primary: "
                  f"{test.get('primary')}.", "muted"), anchor="results")
 
-    if log:
-        page.add("Training", H.img(_curves(log), "training and validation curves"), anchor="training")
-    else:
-        page.add("Training", H.not_available(f"training log ({tp.models / 'train_log.json'})"), anchor="training")
+    H.training_section(page, log, tp.models / "train_log.json",
+                       titles=("train loss", "validation loss", "validation EM / F1"),
+                       series=[(name, COLORS[name], lambda e, k=key: e.get(k)) for key, name in CURVES])
 
     if preds:
         scored = {m: r for m, r in by_method.items() if r}

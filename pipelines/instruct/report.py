@@ -12,7 +12,6 @@ from pipelines.core import report as H
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import read_json, read_jsonl, write_text
 from pipelines.core.paths import TaskPaths
-from pipelines.core.sft_report import curves
 
 METRICS = [("rouge_l", "ROUGE-L"), ("token_f1", "token F1"), ("eos_rate", "EOS rate"),
            ("mean_new_tokens", "new tokens"), ("loss", "test loss"), ("perplexity", "test ppl")]
@@ -28,7 +27,7 @@ def _check(test, where: str) -> dict:
     return test
 
 
-def report(cfg: DictConfig) -> None:
+def report(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     ev = read_json(tp.metrics / "eval.json")
     test = _check(ev.get("test") if isinstance(ev, dict) else None, f"{tp.metrics / 'eval.json'}: test")
@@ -52,8 +51,7 @@ def report(cfg: DictConfig) -> None:
                  "EOS rate = share of replies that ended with an end-of-sequence token within the token budget; "
                  "test loss / perplexity over the completion tokens of every test example.", "muted"),
              anchor="results")
-    page.add("Training", curves(log) if log else H.not_available(f"training log ({tp.models / 'train_log.json'})"),
-             anchor="training")
+    H.training_section(page, log, tp.models / "train_log.json", **H.SFT_CURVES)
     if preds:
         n = cfg.evaluate.n_examples
         page.add("Examples (base vs fine-tuned)", H.table(

@@ -37,7 +37,7 @@ def _log(stage: str, msg: str) -> None:
     print(f"[qgen_es:{stage}] {msg}", flush=True)
 
 
-def download(cfg: DictConfig) -> None:
+def download(cfg: DictConfig, run=None) -> None:
     d, tp = cfg.data, TaskPaths(cfg)
     bios = None
     if d.wiki.enabled:  # sampled first: a bad data.wiki setting must not leave raw/ behind
@@ -72,7 +72,7 @@ def _download_hub(d: DictConfig, dst: Path) -> dict:
     return {"hub_name": d.hub_name, "hub_config": d.hub_config, "hub_split": d.hub_split}
 
 
-def clean(cfg: DictConfig) -> None:
+def clean(cfg: DictConfig, run=None) -> None:
     d, tp = cfg.data, TaskPaths(cfg)
     if d.long_paragraphs not in ("cut", "skip"):
         raise PipelineError(f"data.long_paragraphs: {d.long_paragraphs!r} is not one of cut, skip")
@@ -104,7 +104,7 @@ def clean(cfg: DictConfig) -> None:
                   f"dropped {dict(reasons)}, {stats['articles']} articles")
 
 
-def split(cfg: DictConfig) -> None:
+def split(cfg: DictConfig, run=None) -> None:
     d, tp, seed = cfg.data, TaskPaths(cfg), cfg.runtime.seed
     paragraphs = read_jsonl(tp.data / "paragraphs.jsonl")
     by_split = split_by_title(paragraphs, d.split.val, d.split.test, seed)

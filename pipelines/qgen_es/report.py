@@ -13,7 +13,6 @@ from pipelines.core import report as H
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import read_json, read_jsonl, write_text
 from pipelines.core.paths import TaskPaths
-from pipelines.core.sft_report import curves
 
 # (key, header, higher is better?)
 METRICS = [("count_ok", "count exact", True), ("tf_ok", "T/F count exact", True),
@@ -35,7 +34,7 @@ def _check(test, where: str) -> dict:
     return test
 
 
-def report(cfg: DictConfig) -> None:
+def report(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     ev = read_json(tp.metrics / "eval.json")
     modes = {"fine_tuned": {"test": _check(ev.get("test") if isinstance(ev, dict) else None,
@@ -82,8 +81,7 @@ def report(cfg: DictConfig) -> None:
                  "items against the paragraph's SQuAD-es questions (held-out paragraphs only). Higher is better "
                  "except for |T/F share − asked|, leakage and near-duplicates.", "muted"),
              anchor="results")
-    page.add("Training", curves(log) if log else H.not_available(f"training log ({tp.models / 'train_log.json'})"),
-             anchor="training")
+    H.training_section(page, log, tp.models / "train_log.json", **H.SFT_CURVES)
     if rows:
         by = {(r["mode"], r["id"]): r for r in rows}
         ids = list(dict.fromkeys(r["id"] for r in rows if r["mode"] == "fine_tuned"))

@@ -32,7 +32,7 @@ from pipelines.core.paths import TaskPaths
 from .data import read_extra_sets, read_split
 
 
-def baselines(cfg: DictConfig) -> None:
+def baselines(cfg: DictConfig, run=None) -> None:
     from pipelines.core.runtime import seed_everything
 
     paths = TaskPaths(cfg)
@@ -168,7 +168,7 @@ def _prompting_settings(cfg, labels: list[str]) -> tuple[list[str], list[int]]:
 def _prompting(cfg, paths, train, sets, labels, pos, record, timing) -> None:
     import torch
 
-    from pipelines.core.lm import load_causal_lm
+    from pipelines.core.causal_lm import load_causal_lm
 
     p = cfg.baselines.prompting
     words, shots = _prompting_settings(cfg, labels)
