@@ -133,6 +133,23 @@ def figure_uri(draw: Callable[[Any], Any], size: tuple[float, float] = (7.0, 3.0
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def optional(path: Any, loader: Callable[[Any], Any] | None = None) -> Any:
+    """The file read with `loader` (default JSON), or None when it does not exist: a report shows
+    what is there and says what is not."""
+    from .io import read_json
+
+    return (loader or read_json)(path) if path.exists() else None
+
+
+def numeric(obj: Any, where: str, keys: Sequence[str]) -> dict:
+    """`obj` when it is an object with a number at each of `keys`, else the error naming `where`."""
+    if not isinstance(obj, dict) or not all(isinstance(obj.get(k), (int, float)) for k in keys):
+        from .errors import PipelineError
+
+        raise PipelineError(f"{where}: expected an object with numeric {' and '.join(map(repr, keys))}")
+    return obj
+
+
 def img(uri: str, alt: str) -> str:
     return f'<img src="{uri}" alt="{esc(alt)}">'
 

@@ -11,12 +11,10 @@ import math
 import re
 import unicodedata
 from collections import defaultdict
-from pathlib import Path
 
 from omegaconf import DictConfig
 
 from pipelines.core import report as H
-from pipelines.core.errors import PipelineError
 from pipelines.core.io import read_json, read_jsonl, write_text
 from pipelines.core.paths import TaskPaths
 
@@ -55,10 +53,6 @@ def answer_length(refs: list[str]) -> str:
     return next(label for lo, hi, label in LENGTH_BUCKETS if lo <= n <= hi)
 
 
-def _optional(path: Path, loader=read_json):
-    return loader(path) if path.exists() else None
-
-
 def _mean(xs: list[float]) -> float:
     return 100.0 * sum(xs) / len(xs) if xs else math.nan
 
@@ -72,9 +66,7 @@ def breakdown(rows: list[dict], key) -> dict[str, dict]:
 
 
 def _check(summary, where: str) -> dict:
-    if not isinstance(summary, dict) or not all(isinstance(summary.get(k), (int, float)) for k in ("exact_match", "f1")):
-        raise PipelineError(f"{where}: expected an object with numeric 'exact_match' and 'f1'")
-    return summary
+    return H.numeric(summary, where, ("exact_match", "f1"))
 
 
 # ---------------------------------------------------------------- figures
@@ -172,11 +164,11 @@ def report(cfg: DictConfig, run=None) -> None:
     eval_path = tp.metrics / "eval.json"
     ev = read_json(eval_path)
     test = _check(ev.get("test") if isinstance(ev, dict) else None, f"{eval_path}: test")
-    summary = _optional(tp.models / "train_summary.json") or {}
-    log = _optional(tp.models / "train_log.json")
-    baselines = _optional(tp.metrics / "baselines.json") or {}
-    preds = _optional(tp.metrics / "predictions.jsonl", read_jsonl)
-    bpreds = _optional(tp.metrics / "baseline_predictions.jsonl", read_jsonl) or []
+    summary = H.optional(tp.models / "train_summary.json") or {}
+    log = H.optional(tp.models / "train_log.json")
+    baselines = H.optional(tp.metrics / "baselines.json") or {}
+    preds = H.optional(tp.metrics / "predictions.jsonl", read_jsonl)
+    bpreds = H.optional(tp.metrics / "baseline_predictions.jsonl", read_jsonl) or []
     n_ex = int(cfg.report.n_examples)
 
     model = ev.get("model") or cfg.model.key
@@ -264,7 +256,7 @@ def report(cfg: DictConfig, run=None) -> None:
     if summary:
         page.add("Parameters", H.table(["", "value"], [[k, v] for k, v in sorted(summary.items()) if not isinstance(v, dict)],
                                        digits=4), anchor="parameters")
-    page.add("Data", *_data_section(_optional(tp.data / "clean_stats.json"), _optional(tp.data / "split_stats.json")),
+    page.add("Data", *_data_section(H.optional(tp.data / "clean_stats.json"), H.optional(tp.data / "split_stats.json")),
              anchor="data")
     page.add("Config", H.config_block(cfg), anchor="config")
 

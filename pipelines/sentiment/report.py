@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -20,10 +19,6 @@ from pipelines.core.paths import TaskPaths
 PEFT_NAMES = {"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tune"}
 COLORS = {"macro-F1": "#3b6ea8", "accuracy": "#9ebfe3"}
 TEXT_CHARS = 400  # examples are truncated: the page is for reading, predictions.jsonl has all
-
-
-def _optional(path: Path, loader=read_json):
-    return loader(path) if path.exists() else None
 
 
 def _check_metrics(m, where: str) -> dict:
@@ -199,12 +194,12 @@ def report(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     eval_path = tp.metrics / "eval.json"
     ev = read_json(eval_path)  # required: PipelineError naming the file if missing
-    summary = _optional(tp.models / "train_summary.json") or {}
-    log = _optional(tp.models / "train_log.json")
-    baselines = _optional(tp.metrics / "baselines.json")
-    preds = _optional(tp.metrics / "predictions.jsonl", read_jsonl)
-    clean_stats = _optional(tp.data / "clean_stats.json")
-    split_stats = _optional(tp.data / "split_stats.json")
+    summary = H.optional(tp.models / "train_summary.json") or {}
+    log = H.optional(tp.models / "train_log.json")
+    baselines = H.optional(tp.metrics / "baselines.json")
+    preds = H.optional(tp.metrics / "predictions.jsonl", read_jsonl)
+    clean_stats = H.optional(tp.data / "clean_stats.json")
+    split_stats = H.optional(tp.data / "split_stats.json")
     n_ex = int(cfg.report.n_examples)
 
     model = ev.get("model") or summary.get("model") or cfg.model.key
