@@ -19,6 +19,7 @@ import time
 import numpy as np
 from omegaconf import DictConfig
 
+from pipelines.core import tracking
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import write_json, write_jsonl
 from pipelines.core.paths import TaskPaths
@@ -75,6 +76,7 @@ def generate_answers(cfg: DictConfig, rows: list[dict]) -> list[str]:
     return out
 
 
+@tracking.tracked("baselines")
 def baselines(cfg: DictConfig, run=None) -> None:
     from .model import is_v2, run_extractive, tokenizer
 
@@ -122,8 +124,4 @@ def baselines(cfg: DictConfig, run=None) -> None:
     write_jsonl(tp.metrics / "baseline_predictions.jsonl", pred_rows)
     write_json(tp.metrics / "baselines_timing.json", timing)
 
-    from pipelines.core.tracking import start
-
-    run = start(cfg, "baselines")
     run.log({f"{m}/test/{k}": r["test"][k] for m, r in results.items() for k in ("exact_match", "f1")})
-    run.finish()
