@@ -184,7 +184,7 @@ from pipelines.core.config import load_task_block
 from pipelines.core.io import write_text
 cfg = load_task_block("sentiment", {str(p)!r})
 assert cfg.task.description == "owner " + os.environ["WANDB_API_KEY"]
-run = tracking.start(cfg, "evaluate")
+run = tracking.Run(cfg, "evaluate").open()
 assert "WANDB_API_KEY" not in os.environ  # offline: dropped before the writers run
 stage.record_run_info(cfg)
 page = H.Page("Report", cfg.task.description)

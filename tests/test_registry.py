@@ -75,7 +75,7 @@ WORDCOUNT = {
         from pipelines.core.paths import TaskPaths, project_relative
 
 
-        def clean(cfg):
+        def clean(cfg, run=None):
             src = project_relative(cfg.data.root) / cfg.data.file
             if not src.is_file():
                 raise PipelineError(f"{src}: not found")
@@ -83,7 +83,7 @@ WORDCOUNT = {
             write_json(TaskPaths(cfg).data / "words.json", words)
 
 
-        def evaluate(cfg):
+        def evaluate(cfg, run=None):
             words = read_json(TaskPaths(cfg).data / "words.json")
             write_json(TaskPaths(cfg).metrics / "eval.json", {"test": {"words": len(words), "distinct": len(set(words))}})
         ''',
@@ -218,6 +218,8 @@ def _top_level_names(path: Path) -> set[str]:
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
+            if isinstance(node, ast.FunctionDef):  # stage functions: (cfg, run) — the runner passes its run
+                names.add(f"{node.name}/{len(node.args.args)}")
         elif isinstance(node, ast.Assign):
             names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
         elif isinstance(node, ast.ImportFrom):
@@ -242,7 +244,9 @@ def test_spec_matches_stages_package_and_dvc(task):
         assert entry.is_file() and f'main("{stage.name}")' in entry.read_text(), entry
         module, fn = stage.target.split(":")
         # by AST: stage modules import torch and friends
-        assert fn in _top_level_names(PROJECT_ROOT / "pipelines" / task / f"{module}.py"), stage
+        names = _top_level_names(PROJECT_ROOT / "pipelines" / task / f"{module}.py")
+        assert fn in names, stage
+        assert f"{fn}/1" not in names, f"{stage}: a stage function takes (cfg, run)"
     schema = task_schema(task)  # config modules are cheap to import
     assert dataclasses.is_dataclass(schema) and schema.__module__ == f"pipelines.{task}.config"
     assert _dvc_task_stages()[task] == set(spec.stage_names)

@@ -10,8 +10,9 @@ import torch
 from conftest import BASE_MODELS, base_model, make_params, run_stage
 from omegaconf import OmegaConf
 
+from pipelines.core.causal_lm import load_causal_lm
 from pipelines.core.errors import PipelineError
-from pipelines.core.lm import load_causal_lm, score_continuations
+from pipelines.core.lm import score_continuations
 from pipelines.core.schema import ModelConfig
 from pipelines.sentiment.baselines import build_prompts, label_scores
 from pipelines.sentiment.data import read_extra_sets

@@ -7,7 +7,7 @@ import torch
 from conftest import base_model
 from omegaconf import OmegaConf
 
-from pipelines.core import sft
+from pipelines.core import causal_lm, prompts, sft
 from pipelines.core.errors import PipelineError
 
 EXAMPLES = [
@@ -46,7 +46,7 @@ def test_smollm2_pad_token_made_distinct_from_eos():
     assert info["changed"] and t.pad_token_id != t.eos_token_id and t.pad_token == "<|endoftext|>"
 
 
-@pytest.mark.parametrize("fmt", sft.FORMATS)
+@pytest.mark.parametrize("fmt", prompts.FORMATS)
 def test_prompt_masking_labels(tok, fmt):
     rows, counts = sft.encode_examples(tok, EXAMPLES, _prompt_cfg(fmt), max_length=256)
     assert counts == {"kept": 3, "dropped_too_long": 0, "dropped_empty_output": 0}
@@ -57,10 +57,10 @@ def test_prompt_masking_labels(tok, fmt):
         completion = tok.decode(r["input_ids"][n:])
         assert ex["output"] in completion
         # the sequence ends with a stop token the generator will stop on
-        assert r["input_ids"][-1] in sft.stop_token_ids(tok, fmt) or r["input_ids"][-2] in sft.stop_token_ids(tok, fmt)
+        assert r["input_ids"][-1] in prompts.stop_token_ids(tok, fmt) or r["input_ids"][-2] in prompts.stop_token_ids(tok, fmt)
         # the prompt is exactly what generation feeds
-        prompt, _ = sft.render(fmt, tok, ex["instruction"], ex["input"])
-        assert r["input_ids"][:n] == tok(prompt, add_special_tokens=sft.add_special_tokens(fmt))["input_ids"]
+        prompt, _ = prompts.render(fmt, tok, ex["instruction"], ex["input"])
+        assert r["input_ids"][:n] == tok(prompt, add_special_tokens=prompts.add_special_tokens(fmt))["input_ids"]
     full, _ = sft.encode_examples(tok, EXAMPLES, _prompt_cfg(fmt, train_on_inputs=True), max_length=256)
     assert all(r["labels"] == r["input_ids"] for r in full)
 
@@ -125,12 +125,12 @@ def test_completion_only_logits_give_the_same_loss_and_gradients(tok, model):
 
 
 def test_generation_dtype_casts_a_copy(model):
-    bf = sft.generation_model(model, "bfloat16")
+    bf = causal_lm.generation_model(model, "bfloat16")
     assert bf is not model and next(bf.parameters()).dtype == torch.bfloat16
     assert next(model.parameters()).dtype == torch.float32  # losses still use the caller's weights
-    assert sft.generation_model(model, None) is model and sft.generation_model(model, "float32") is model
+    assert causal_lm.generation_model(model, None) is model and causal_lm.generation_model(model, "float32") is model
     with pytest.raises(PipelineError, match=r"^generation.dtype: 'bf17' is not a torch dtype"):
-        sft.generation_model(model, "bf17")
+        causal_lm.generation_model(model, "bf17")
 
 
 def test_example_with_no_learned_token_is_refused(tok, tmp_path):
@@ -152,15 +152,15 @@ def test_too_long_examples_are_dropped_not_cut(tok):
 def test_render_messages_few_shot_chat(tok):
     msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "U1"}, {"role": "assistant", "content": "A1"},
             {"role": "user", "content": "U2"}]
-    text = sft.render_messages("chat", tok, msgs)
+    text = prompts.render_messages("chat", tok, msgs)
     assert text.index("S") < text.index("U1") < text.index("A1") < text.index("U2")
     assert text.endswith("<|im_start|>assistant\n")
-    alpaca = sft.render_messages("alpaca", tok, msgs)
+    alpaca = prompts.render_messages("alpaca", tok, msgs)
     assert alpaca.count("### Instruction:") == 2 and alpaca.endswith("### Response:\n")
     with pytest.raises(PipelineError, match="must end with a user turn"):
-        sft.render_messages("chat", tok, msgs[:3])
+        prompts.render_messages("chat", tok, msgs[:3])
 
 
 def test_unknown_format_is_a_config_error(tok):
     with pytest.raises(PipelineError, match="prompt.format: 'vicuna' is not one of alpaca, chat, phi3"):
-        sft.render("vicuna", tok, "x")
+        prompts.render("vicuna", tok, "x")

@@ -13,10 +13,13 @@ def test_offline_run_has_job_type_group_and_no_secret(tmp_path, params_factory, 
     monkeypatch.setenv("WANDB_API_KEY", secret)
     params = params_factory(["tracking.mode=offline", "tracking.group=exp-42"])
     cfg = load_task_block("sentiment", params)
-    run = tracking.start(cfg, "evaluate")
+    run = tracking.Run(cfg, "evaluate")
+    assert not run.opened  # lazy: nothing is opened before the first use
     run.log({"test/macro_f1": 0.5})
-    assert run.job_type == "evaluate" and run.group == "exp-42" and run.offline
-    run_dir = Path(run.dir).parent
+    assert run.records
+    wb = run.wandb
+    assert wb.job_type == "evaluate" and wb.group == "exp-42" and wb.offline
+    run_dir = Path(wb.dir).parent
     run.finish()
     files = [p for p in run_dir.rglob("*") if p.is_file()]
     assert files, "offline run wrote nothing"
@@ -26,8 +29,10 @@ def test_offline_run_has_job_type_group_and_no_secret(tmp_path, params_factory, 
 
 def test_disabled_tracking_is_a_noop(params_factory):
     cfg = load_task_block("sentiment", params_factory(["tracking.mode=disabled"]))
-    run = tracking.start(cfg, "finetune")
+    run = tracking.Run(cfg, "finetune")
     run.log({"x": 1})
+    run.summary.update({"y": 2})
+    assert not run.records and run.wandb is None
     run.finish()
     assert os.environ["WANDB_MODE"] == "disabled"
 
@@ -57,3 +62,23 @@ def test_every_stage_run_is_an_offline_run_grouped_by_dvc_experiment(tmp_path, p
     for p in (tmp_path / "wandb_runs").rglob("*"):
         if p.is_file():
             assert secret.encode() not in p.read_bytes(), p
+
+
+def test_the_runner_passes_its_run_and_finishes_it(params_factory):
+    """A stage function logs into the run it is given (the runner's, finished by the runner);
+    called without one (tests, notebooks) it gets its own for the call."""
+    cfg = load_task_block("sentiment", params_factory(["tracking.mode=offline"]))
+    seen = []
+
+    @tracking.tracked("evaluate")
+    def stage(cfg, run=None):
+        run.log({"test/x": 1.0})
+        seen.append((run, run.wandb))
+
+    with tracking.stage_run(cfg, "evaluate") as run:
+        stage(cfg, run)
+        assert seen[0][0] is run and run.records and run.wandb is not None  # not finished by the stage
+    assert run.wandb is None and seen[0][1].offline  # finished when the stage was done
+    stage(cfg)
+    own, wb = seen[1]
+    assert own is not run and own.stage == "evaluate" and own.wandb is None and wb is not None

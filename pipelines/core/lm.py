@@ -1,4 +1,4 @@
-"""Causal language models: loading, and scoring fixed answers by their likelihood.
+"""Causal language models: scoring fixed answers by their likelihood (loading: causal_lm.py).
 
 `score_continuations` ranks a closed set of answers (label words, options) by
 log P(choice | prompt) instead of parsing generated text: no sampling, no output parsing, and
@@ -13,32 +13,9 @@ exactly as it would follow the prompt: with a leading space after a word ("The a
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-
-from .errors import PipelineError
-from .models import load_kwargs, resolve
-
-
-def load_causal_lm(model_cfg: Any, base_models: str | Path, where: str = "model") -> tuple[Any, Any]:
-    """(model in eval mode, tokenizer) for a model config (source package|hub|path); `where` is
-    the config key of that model block, for messages."""
-    path = resolve(model_cfg, base_models, where)  # a config problem fails before the heavy imports
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    dtype = getattr(torch, str(model_cfg.dtype), None)
-    if not isinstance(dtype, torch.dtype):
-        raise PipelineError(f"model.dtype: {model_cfg.dtype!r} is not a torch dtype (e.g. float32, bfloat16)")
-    kw = load_kwargs(model_cfg, where)
-    tok = AutoTokenizer.from_pretrained(path, **kw)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kw)
-    model.eval()
-    if tok.pad_token_id is None:  # pads are always masked out, so any id will do
-        tok.pad_token = tok.eos_token
-    return model, tok
 
 
 def _shared_prefix_len(seqs: list[list[int]]) -> int:

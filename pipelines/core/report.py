@@ -133,6 +133,23 @@ def figure_uri(draw: Callable[[Any], Any], size: tuple[float, float] = (7.0, 3.0
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def optional(path: Any, loader: Callable[[Any], Any] | None = None) -> Any:
+    """The file read with `loader` (default JSON), or None when it does not exist: a report shows
+    what is there and says what is not."""
+    from .io import read_json
+
+    return (loader or read_json)(path) if path.exists() else None
+
+
+def numeric(obj: Any, where: str, keys: Sequence[str]) -> dict:
+    """`obj` when it is an object with a number at each of `keys`, else the error naming `where`."""
+    if not isinstance(obj, dict) or not all(isinstance(obj.get(k), (int, float)) for k in keys):
+        from .errors import PipelineError
+
+        raise PipelineError(f"{where}: expected an object with numeric {' and '.join(map(repr, keys))}")
+    return obj
+
+
 def img(uri: str, alt: str) -> str:
     return f'<img src="{uri}" alt="{esc(alt)}">'
 
@@ -204,3 +221,50 @@ class Page:
             + (p(self.lead, "lead") if self.lead else "")
             + f'<nav class="toc"><ol>{toc}</ol></nav></header>\n<main>\n{body}\n</main>\n</body></html>\n'
         )
+
+
+def training_curves(log: list[dict], titles: Sequence[str], series: Sequence[tuple[str, str, Callable[[dict], Any]]],
+                    x: str = "step", legend: bool = True) -> str:
+    """Train loss against the step, eval loss and eval metrics against `x` (step or epoch), as a
+    PNG `data:` URI. titles: the three panels'; series: (label, colour, value of an eval entry or
+    None) drawn in the third panel, labelled in a legend when `legend`."""
+    train = [(e["step"], e["loss"]) for e in log if "loss" in e and "step" in e]
+    evals = [e for e in log if "eval_loss" in e and x in e]
+
+    def draw(fig):
+        a, b, c = fig.subplots(1, 3)
+        for ax, title in zip((a, b, c), titles):
+            ax.set_title(title)
+            ax.set_xlabel("step" if ax is a else x)
+            ax.grid(color="#eee")
+        if train:
+            a.plot(*zip(*train), color="#3b6ea8", lw=1.2)
+        if evals:
+            b.plot([e[x] for e in evals], [e["eval_loss"] for e in evals], "o-", color="#c0504d", ms=4)
+            for label, color, value in series:
+                pts = [(e[x], value(e)) for e in evals if value(e) is not None]
+                if pts:
+                    c.plot(*zip(*pts), "o-", color=color, ms=4, **({"label": label} if legend else {}))
+            if legend:
+                c.legend(fontsize=7, frameon=False)
+        else:
+            for ax in (b, c):
+                ax.text(0.5, 0.5, "no eval entries", ha="center", transform=ax.transAxes, color="#888")
+
+    return figure_uri(draw, (10.5, 2.8))
+
+
+def training_section(page: Page, log: list[dict] | None, log_path: Any, *extra: str,
+                     alt: str = "training and validation curves", **curves: Any) -> None:
+    """The report's "Training" section: the curves of train_log.json (see `training_curves`) and
+    `extra` parts, or a not-available note naming the missing log."""
+    if log:
+        page.add("Training", img(training_curves(log, **curves), alt), *extra, anchor="training")
+    else:
+        page.add("Training", not_available(f"training log ({log_path})"), anchor="training")
+
+
+# the causal-LM tasks' curves (instruct, qgen_es): validation perplexity from the logged loss
+SFT_CURVES: dict = {"titles": ("train loss (completion tokens)", "validation loss", "validation perplexity"),
+                    "series": [("perplexity", "#9bbb59", lambda e: math.exp(min(e["eval_loss"], 50.0)))],
+                    "legend": False}

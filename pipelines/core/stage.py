@@ -183,8 +183,8 @@ def main(stage: str, argv: list[str] | None = None) -> None:
 
         check_tracking_dir(cfg)
         io.track_writes()
-        with tracking.stage_run(cfg, stage):
-            fn(cfg)
+        with tracking.stage_run(cfg, stage) as run:
+            fn(cfg, run)  # stage functions take (cfg, run): the run is the one code that logs uses
         if entry.records_run_info and not cfg.get("train", {}).get("dry_run"):
             record_run_info(cfg, stage)
         print(f"[{task}:{stage}] done in {time.time() - t0:.1f}s", file=sys.stderr)

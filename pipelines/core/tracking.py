@@ -6,11 +6,12 @@ Only the resolved task config is logged as the run config: never environment var
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -18,30 +19,58 @@ from omegaconf import DictConfig, OmegaConf
 from .scrub import scrub as _scrub, secret_name as _secret_name  # noqa: F401
 
 
-class _NoRun:
-    """Stand-in when tracking is off: same calls, nothing recorded."""
+class Run:
+    """The W&B run of one stage execution, opened on first use (`open`, `log`, `summary`,
+    `records`), so a stage that fails on bad input before it tracks anything leaves no run.
 
-    def log(self, *a: Any, **k: Any) -> None: ...
-    def finish(self) -> None: ...
+    The stage runner makes one per stage (`stage_run`) and passes it to the stage function; code
+    that logs gets it as an argument. `records` is False when tracking is off (tracking.mode
+    disabled, another backend, a non-zero DDP rank): then nothing is recorded."""
+
+    def __init__(self, cfg: DictConfig, stage: str):
+        self.cfg, self.stage = cfg, stage
+        self.opened = False
+        self.wandb: Any = None  # the W&B run once opened, if recording
+
+    def open(self) -> Run:
+        if not self.opened:
+            self.opened = True
+            self.wandb = _init(self.cfg, self.stage)
+        return self
 
     @property
-    def summary(self) -> dict:
-        return {}
+    def records(self) -> bool:
+        return self.open().wandb is not None
+
+    def log(self, data: dict) -> None:
+        if self.records:
+            self.wandb.log(data)
+
+    @property
+    def summary(self) -> Any:
+        """The run's summary (dict-like); a throwaway dict when nothing is recorded."""
+        return self.wandb.summary if self.records else {}
+
+    def finish(self, exit_code: int | None = None) -> None:
+        if self.wandb is not None:
+            self.wandb.finish(**({} if exit_code is None else {"exit_code": exit_code}))
+            self.wandb = None
 
 
-_STAGE: dict | None = None  # {"run": ...} while stage.main runs a stage (see stage_run)
+def tracked(stage: str) -> Callable:
+    """Decorator of a stage function `fn(cfg, run=None)` that logs: called without a run (tests,
+    notebooks), it gets a run of its own for the call, as the stage runner would give it."""
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def call(cfg: DictConfig, run: Run | None = None) -> Any:
+            if run is not None:
+                return fn(cfg, run)
+            with stage_run(cfg, stage) as own:
+                return fn(cfg, own)
 
+        return call
 
-class _Borrowed:
-    """The stage's own run handed to code that calls `start()`; its `finish()` is left to stage_run."""
-
-    def __init__(self, run: Any):
-        self._run = run
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._run, name)
-
-    def finish(self, *a: Any, **k: Any) -> None: ...
+    return wrap
 
 
 def group(cfg: DictConfig) -> str:
@@ -65,24 +94,13 @@ def run_dir(cfg: DictConfig) -> Path:
     return root / cfg.tracking.dir
 
 
-def start(cfg: DictConfig, stage: str, run_dir_: Path | None = None):
-    """The W&B run of this stage: inside stage.main, the stage's one run (opened on first use);
-    outside (tests, notebooks), a new run."""
-    if _STAGE is None:
-        return _init(cfg, stage)
-    if _STAGE["run"] is None:
-        _STAGE["run"] = _init(cfg, stage)
-    run = _STAGE["run"]
-    return run if isinstance(run, _NoRun) else _Borrowed(run)
-
-
 def _init(cfg: DictConfig, stage: str):
     from .launch import is_main_process
 
     t = cfg.tracking
     if t.backend != "wandb" or t.mode == "disabled" or not is_main_process():  # DDP: rank 0 tracks
         os.environ["WANDB_MODE"] = "disabled"
-        return _NoRun()
+        return None
     import wandb
 
     os.environ["WANDB_MODE"] = t.mode
@@ -111,30 +129,26 @@ def _init(cfg: DictConfig, stage: str):
 
 
 @contextlib.contextmanager
-def stage_run(cfg: DictConfig, stage: str) -> Iterator[None]:
-    """One W&B run per stage execution, data stages included. Opened when the stage first calls
-    `start()` (training and evaluation log into it), else after the stage succeeded; the stage's
+def stage_run(cfg: DictConfig, stage: str) -> Iterator[Run]:
+    """The one run of a stage execution, data stages included. Opened when the stage first uses
+    it (training and evaluation log into it), else after the stage succeeded; the stage's
     statistics file (<data>/<stage>_stats.json) and wall time go to its summary. A stage rejected
     for bad input before it tracked anything leaves no run behind; one that fails later finishes
-    its run with exit code 1."""
-    global _STAGE
+    its run with exit code 1. A dry run's is only opened if the stage uses it."""
+    run = Run(cfg, stage)
     if cfg.get("train", {}).get("dry_run"):
-        yield
+        try:
+            yield run
+        finally:
+            run.finish()
         return
-    _STAGE = {"run": None}
     t0 = time.time()
     try:
-        yield
+        yield run
     except BaseException:
-        run = _STAGE["run"]
-        if run is not None and not isinstance(run, _NoRun):
-            run.finish(exit_code=1)
+        run.finish(exit_code=1)
         raise
-    finally:
-        run, _STAGE = _STAGE["run"], None
-    if run is None:
-        run = _init(cfg, stage)
-    if isinstance(run, _NoRun):
+    if not run.records:
         return
     from .paths import TaskPaths
 

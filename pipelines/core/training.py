@@ -1,9 +1,10 @@
-"""Shared fine-tuning plumbing: PEFT wrapping, parameter counts, TrainingArguments, dry runs."""
+"""Shared fine-tuning plumbing: PEFT wrapping, parameter counts, TrainingArguments, the training
+run (`fit`, resumable), dry runs."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -241,163 +242,28 @@ def dry_run_model(cfg: DictConfig, auto_cls_name: str, task_type: str, num_label
 
 
 # config sections that change what training computes: a checkpoint of another config must not be resumed
-RESUME_SECTIONS = ("model", "peft", "train", "launcher", "data", "prompt", "sft")
-RESUME_FILE = "tunedag_resume.json"
+def fit(cfg: DictConfig, run, trainer_for: Callable[[Any, list], Any], args_cls=None, **arg_overrides) -> tuple[Any, float]:
+    """Train with the `train` block: (trainer, seconds). `trainer_for(args, callbacks)` builds the
+    task's Trainer. An interrupted run of the same config resumes from its last checkpoint; HF's
+    W&B callback logs into the stage's run, opened here so that it exists when training starts."""
+    import time
 
+    from transformers import EarlyStoppingCallback
 
-def _fingerprint(cfg: DictConfig, data_dir: Path) -> str:
-    import hashlib
-
-    from .io import sha256_file
-
-    block = OmegaConf.to_container(cfg, resolve=True)
-    sections = {k: block[k] for k in RESUME_SECTIONS if k in block}
-    sections["train"] = {k: v for k, v in sections["train"].items() if k != "dry_run"}
-    sections["seed"] = block["runtime"]["seed"]
-    files = sorted(p for p in Path(data_dir).rglob("*") if p.is_file()) if Path(data_dir).exists() else []
-    sections["data_files"] = {str(p.relative_to(data_dir)): sha256_file(p) for p in files}
-    return hashlib.sha256(json.dumps(sections, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _complete(ckpt: Path) -> bool:
-    """HF writes a checkpoint's trainer_state.json last (after weights, optimizer, scheduler and RNG
-    states): a checkpoint killed mid-save has none, or a truncated one."""
-    try:
-        json.loads((ckpt / "trainer_state.json").read_text())
-    except (OSError, ValueError):
-        return False
-    has_weights = any((ckpt / f).exists() for f in ("adapter_model.safetensors", "model.safetensors"))
-    return has_weights and (ckpt / "optimizer.pt").exists()
-
-
-def resume_checkpoint(cfg: DictConfig, ckpt_dir: Path, data_dir: Path) -> str | None:
-    """The last complete checkpoint of an interrupted run of this same config and data, or None.
-
-    A killed `finetune` (SIGKILL, OOM, preemption) leaves `<models>/checkpoints/` behind: it is not
-    a DVC output, so the next `dvc repro` keeps it and training resumes from there (adapter weights,
-    optimizer, scheduler and RNG states). Checkpoints of another config or another tokenized dataset
-    are discarded. Checkpoints are written at every evaluation (`train.eval_strategy`).
-    """
-    from .io import write_json
-    from .launch import is_main_process
-
-    ckpt_dir = Path(ckpt_dir)
-    fp = _fingerprint(cfg, data_dir)
-    marker = ckpt_dir / RESUME_FILE
-    try:
-        same = json.loads(marker.read_text()).get("fingerprint") == fp
-    except (OSError, ValueError):
-        same = False
-    found = None
-    if same:
-        ckpts = sorted((p for p in ckpt_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
-                       key=lambda p: int(p.name.split("-")[-1]), reverse=True)
-        found = next((p for p in ckpts if _complete(p)), None)
-    if is_main_process():  # under DDP every rank decides the same; only rank 0 touches the files
-        import shutil
-
-        if not same and ckpt_dir.exists():
-            print(f"[finetune] {ckpt_dir}: checkpoints of another config or dataset, discarded")
-            shutil.rmtree(ckpt_dir)
-        elif same:
-            for p in ckpt_dir.glob("checkpoint-*"):
-                if p.is_dir() and (found is None or int(p.name.split("-")[-1]) > int(found.name.split("-")[-1])):
-                    print(f"[finetune] {p.name}: incomplete (killed while saving), removed")
-                    shutil.rmtree(p)
-        write_json(marker, {"fingerprint": fp}, output=False)  # kept if the stage fails: resume
-    if found is not None:
-        print(f"[finetune] resuming from {found} (step {found.name.split('-')[-1]})")
-        return str(found)
-    return None
-
-
-LOSS_FILE = "tunedag_loss-{rank}.json"
-
-
-def train_resumable(trainer, resume: str | None):
-    """`trainer.train(resume_from_checkpoint=resume)`, logging the loss curve of an uninterrupted run.
-
-    HF keeps the loss summed since the last log (and the total behind `train_loss`) in memory only:
-    a run resumed from a checkpoint between two logs would average its next logged loss over the
-    post-resume steps alone, and `train_loss` over the post-resume steps. Each checkpoint gets those
-    sums (one file per process), and a resumed run starts from them."""
-    trainer.add_callback(_loss_state_callback(trainer, resume))
-    return trainer.train(resume_from_checkpoint=resume)
-
-
-def _loss_state_callback(trainer, resume: str | None):
-    import torch
-    from transformers import TrainerCallback
-
-    class LossState(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kw):
-            path = Path(resume or "") / LOSS_FILE.format(rank=args.process_index)
-            if resume is None:
-                return
-            if not path.exists():  # a checkpoint of an older version: HF's own (partial) averages
-                print(f"[finetune] {path.name} not in {resume}: the next logged loss averages post-resume steps only")
-                return
-            saved = json.loads(path.read_text())
-            # float32 -> Python float -> float32 is exact: the sums go on as if never interrupted
-            trainer._tr_loss = torch.tensor(saved["tr_loss"], device=args.device)
-            trainer._total_loss_scalar = saved["total"]
-            trainer._globalstep_last_logged = saved["last_logged"]
-            trainer._initial_global_step = saved["initial_step"]
-
-        def on_save(self, args, state, control, **kw):
-            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if ckpt.is_dir():
-                (ckpt / LOSS_FILE.format(rank=args.process_index)).write_text(json.dumps({
-                    "tr_loss": trainer._tr_loss.item(), "total": trainer._total_loss_scalar,
-                    "last_logged": trainer._globalstep_last_logged, "initial_step": trainer._initial_global_step}))
-
-    return LossState()
-
-
-def read_log_history(trainer) -> list[dict]:
-    return [dict(e) for e in trainer.state.log_history]
-
-
-def save_finetuned(cfg: DictConfig, trainer, tok, src: str, summary: dict, train_seconds: float,
-                   ckpt_dir: Path, final_meta: dict | None = None, **extra) -> None:
-    """Write what finetune leaves behind, under `paths.models`: final/ (weights or adapter,
-    tokenizer, tunedag.json), train_log.json, train_summary.json (summary + `extra`) and
-    train_timing.json. Wall-clock fields go only to train_timing.json, so identical runs give
-    identical logs (and reports); checkpoints are removed: a finished run has nothing to resume.
-    `final_meta` adds fields to final/tunedag.json (what loading the model back needs)."""
-    import torch
-
-    from .io import atomic_path, write_json
+    from .finetuned import checkpoint_dir
     from .paths import TaskPaths
+    from .resume import resume_checkpoint, train_resumable
 
-    if not trainer.is_world_process_zero():  # under DDP only rank 0 writes
-        return
-    models = TaskPaths(cfg).models
-    with atomic_path(models / "final") as tmp:
-        trainer.model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        (tmp / "tunedag.json").write_text(json.dumps({"method": cfg.peft.method, "base": src, "model": cfg.model.key,
-                                                           **(final_meta or {})}))
-    history, timings = [], []
-    for entry in read_log_history(trainer):
-        timing = {k: v for k, v in entry.items() if k.endswith(("_runtime", "_per_second"))}
-        history.append({k: v for k, v in entry.items() if k not in timing})
-        if timing:
-            timings.append({"step": entry.get("step"), **timing})
-    write_json(models / "train_log.json", history)
-    best = trainer.state.best_metric
-    write_json(models / "train_summary.json", {
-        "model": cfg.model.key, **summary, "best_checkpoint_metric": best,
-        "metric_for_best": cfg.train.metric_for_best, "steps": trainer.state.global_step,
-        "epochs": trainer.state.epoch, "world_size": trainer.args.world_size,
-        "per_device_batch": trainer.args.per_device_train_batch_size, **extra,
-    })
-    write_json(models / "train_timing.json", {"train_seconds": round(train_seconds, 1),
-                                              "threads": torch.get_num_threads(), "log": timings})
-    import shutil
-
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
-    print(f"[finetune] {trainer.state.global_step} steps in {train_seconds:.0f}s, best {cfg.train.metric_for_best}={best}")
+    run.open()
+    ckpt = checkpoint_dir(cfg)
+    resume = resume_checkpoint(cfg, ckpt, TaskPaths(cfg).data / "tokenized")  # after a kill: go on from there
+    args = training_arguments(cfg, ckpt, report_to=["wandb"] if cfg.tracking.mode != "disabled" else [],
+                              args_cls=args_cls, **arg_overrides)
+    patience = cfg.train.early_stopping_patience
+    trainer = trainer_for(args, [EarlyStoppingCallback(patience)] if patience > 0 else [])
+    t0 = time.time()
+    train_resumable(trainer, resume)
+    return trainer, time.time() - t0
 
 
 def model_type_of(cfg: DictConfig) -> str:

@@ -19,6 +19,7 @@ import time
 import numpy as np
 from omegaconf import DictConfig
 
+from pipelines.core import tracking
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import write_json, write_jsonl
 from pipelines.core.paths import TaskPaths
@@ -51,7 +52,7 @@ def clean_generation(text: str) -> str:
 def generate_answers(cfg: DictConfig, rows: list[dict]) -> list[str]:
     import torch
 
-    from pipelines.core.lm import load_causal_lm
+    from pipelines.core.causal_lm import load_causal_lm
 
     g = cfg.baselines.generative
     model, tok = load_causal_lm(g.model, cfg.paths.base_models, "baselines.generative.model")
@@ -75,7 +76,8 @@ def generate_answers(cfg: DictConfig, rows: list[dict]) -> list[str]:
     return out
 
 
-def baselines(cfg: DictConfig) -> None:
+@tracking.tracked("baselines")
+def baselines(cfg: DictConfig, run=None) -> None:
     from .model import is_v2, run_extractive, tokenizer
 
     tp = TaskPaths(cfg)
@@ -122,8 +124,4 @@ def baselines(cfg: DictConfig) -> None:
     write_jsonl(tp.metrics / "baseline_predictions.jsonl", pred_rows)
     write_json(tp.metrics / "baselines_timing.json", timing)
 
-    from pipelines.core.tracking import start
-
-    run = start(cfg, "baselines")
     run.log({f"{m}/test/{k}": r["test"][k] for m, r in results.items() for k in ("exact_match", "f1")})
-    run.finish()

@@ -33,7 +33,7 @@ def _log(stage: str, msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------- download
-def download(cfg: DictConfig) -> None:
+def download(cfg: DictConfig, run=None) -> None:
     d = cfg.data
     manifest = core_download(d, TaskPaths(cfg).data / "raw", lambda dst: hub_to_squad(d, dst))
     _log("download", f"{d.file}: {manifest['bytes']} bytes, sha256 {manifest['sha256'][:12]}…")
@@ -59,7 +59,7 @@ def repair_answer(context: str, text: str, start: int, window: int, strip: bool)
     return {"text": text, "answer_start": best}, "repaired"
 
 
-def clean(cfg: DictConfig) -> None:
+def clean(cfg: DictConfig, run=None) -> None:
     d, c, tp = cfg.data, cfg.data.clean, TaskPaths(cfg)
     out, stats_path = tp.data / "clean.jsonl", tp.data / "clean_stats.json"
     for p in (out, stats_path):
@@ -137,7 +137,7 @@ def assign_titles(counts: dict[str, int], val: float, test: float, seed: int) ->
     return out
 
 
-def split(cfg: DictConfig) -> None:
+def split(cfg: DictConfig, run=None) -> None:
     d, tp = cfg.data, TaskPaths(cfg)
     out, stats_path = tp.data / "split", tp.data / "split_stats.json"
     for p in (out, stats_path):

@@ -7,39 +7,23 @@ import time
 import numpy as np
 from omegaconf import DictConfig
 
-from pipelines.core import tracking
-from pipelines.core.errors import PipelineError
+from pipelines.core import encoder, tracking
 from pipelines.core.io import atomic_path, write_json, write_jsonl
-from pipelines.core.models import load_kwargs, local_kwargs, read_model_type, resolve
 from pipelines.core.paths import TaskPaths, project_relative
 from pipelines.core.runtime import seed_everything
-from pipelines.core.training import (
-    apply_peft,
-    count_params,
-    dry_run_model,
-    model_overrides,
-    ordered_eval_trainer,
-    resume_checkpoint,
-    save_finetuned,
-    train_resumable,
-    training_arguments,
-)
+from pipelines.core.training import count_params, dry_run_model, model_overrides, ordered_eval_trainer
 
 from .data import SPLITS, read_split
 from .features import prepare_features
 from .metrics import score_predictions
 from .postprocess import postprocess
 
-FINAL = "final"
+HEAD = encoder.Head("AutoModelForQuestionAnswering", "QUESTION_ANS")
 # columns that describe a feature but are not model inputs
 META = ("example_id", "offset_mapping", "cls_index", "length")
 
 
-def tokenizer(cfg: DictConfig, model_cfg: DictConfig | None = None):
-    from transformers import AutoTokenizer
-
-    m = model_cfg or cfg.model
-    return AutoTokenizer.from_pretrained(resolve(m, cfg.paths.base_models), **load_kwargs(m))
+tokenizer = encoder.tokenizer
 
 
 def features(cfg: DictConfig, tok, rows: list[dict], with_labels: bool = True) -> dict:
@@ -47,7 +31,7 @@ def features(cfg: DictConfig, tok, rows: list[dict], with_labels: bool = True) -
     return prepare_features(tok, rows, d.max_length, d.doc_stride, d.max_query_length, with_labels)
 
 
-def tokenize(cfg: DictConfig) -> None:
+def tokenize(cfg: DictConfig, run=None) -> None:
     from datasets import Dataset, DatasetDict
 
     tp = TaskPaths(cfg)
@@ -69,15 +53,6 @@ def tokenize(cfg: DictConfig) -> None:
               f"{no_ans} features without the answer")
     with atomic_path(tp.data / "tokenized") as tmp:
         DatasetDict(parts).save_to_disk(str(tmp))
-
-
-def load_tokenized(tp: TaskPaths):
-    from datasets import load_from_disk
-
-    path = tp.data / "tokenized"
-    if not path.exists():
-        raise PipelineError(f"{path}: not found (run the tokenize stage first)")
-    return load_from_disk(str(path), keep_in_memory=True)  # no cache files inside a DVC output
 
 
 def predict_logits(model, tok, feats, batch_size: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -124,55 +99,32 @@ def _compute_metrics_fn(cfg: DictConfig, rows: list[dict], feats, version_2: boo
     return compute
 
 
-def finetune(cfg: DictConfig) -> None:
+@tracking.tracked("finetune")
+def finetune(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     if cfg.train.dry_run:
-        dry_run_model(cfg, "AutoModelForQuestionAnswering", "QUESTION_ANS")
+        dry_run_model(cfg, HEAD.auto_class, HEAD.peft_task)
         split = tp.data / "split"
         src = project_relative(cfg.data.root) / cfg.data.file if cfg.data.source == "local" else cfg.data.hub_name
         print(f"[dry-run] data: {cfg.data.source} {src}; split files {'present' if split.exists() else 'not built yet'} "
               f"at {split}; max_length {cfg.data.max_length}, doc_stride {cfg.data.doc_stride}, dynamic padding")
         return
 
-    seed_everything(cfg.runtime.seed)
-    from transformers import DataCollatorWithPadding, EarlyStoppingCallback
+    def datasets(ds):
+        val = ds["val"].sort("length")  # length-sorted: far less padding; metrics do not depend on order
+        return {"train_dataset": ds["train"].remove_columns([c for c in META if c != "length"]),
+                "eval_dataset": val.remove_columns(list(META)),
+                "compute_metrics": _compute_metrics_fn(cfg, read_split(tp, "val"), val, is_v2(tp))}, \
+            {"train_features": len(ds["train"]), "bf16": bool(cfg.train.bf16)}
 
-    src = resolve(cfg.model, cfg.paths.base_models)  # config problems first, before any data work
-    ds = load_tokenized(tp)
-    val_rows = read_split(tp, "val")
-    tok = tokenizer(cfg)
-    from transformers import AutoModelForQuestionAnswering
+    def adjust(model, summary: dict) -> dict:
+        if cfg.peft.get("freeze_embeddings") and cfg.peft.method == "full":  # LoRA keeps every base weight fixed anyway
+            return freeze_word_embeddings(model, summary)
+        return summary
 
-    model = AutoModelForQuestionAnswering.from_pretrained(src, **load_kwargs(cfg.model), **model_overrides(cfg))
-    model_type = read_model_type(src, cfg.model)
-    model, summary = apply_peft(model, cfg.peft, model_type, "QUESTION_ANS")
-    if cfg.peft.get("freeze_embeddings") and cfg.peft.method == "full":  # LoRA keeps every base weight fixed anyway
-        summary = freeze_word_embeddings(model, summary)
-    print(f"[finetune] {cfg.model.key} ({model_type}) {summary['method']}: trainable {summary['trainable_params']:,} "
-          f"of {summary['total_params']:,} ({summary['trainable_pct']}%)")
+    encoder.finetune(cfg, run, HEAD, datasets, model_kwargs=model_overrides(cfg), adjust=adjust,
+                     trainer_cls=ordered_eval_trainer(), label_names=["start_positions", "end_positions"])
 
-    run = tracking.start(cfg, "finetune")
-    ckpt_dir = tp.models / "checkpoints"
-    resume = resume_checkpoint(cfg, ckpt_dir, tp.data / "tokenized")  # after a kill: go on from there
-    args = training_arguments(cfg, ckpt_dir, report_to=["wandb"] if cfg.tracking.mode != "disabled" else [],
-                              label_names=["start_positions", "end_positions"])
-    val = ds["val"].sort("length")  # length-sorted: far less padding; metrics do not depend on order
-    callbacks = [EarlyStoppingCallback(cfg.train.early_stopping_patience)] if cfg.train.early_stopping_patience > 0 else []
-    trainer = ordered_eval_trainer()(
-        model=model, args=args,
-        train_dataset=ds["train"].remove_columns([c for c in META if c != "length"]),
-        eval_dataset=val.remove_columns(list(META)),
-        data_collator=DataCollatorWithPadding(tok), processing_class=tok,
-        compute_metrics=_compute_metrics_fn(cfg, val_rows, val, is_v2(tp)), callbacks=callbacks,
-    )
-    t0 = time.time()
-    train_resumable(trainer, resume)  # resumed: the same loss curve as uninterrupted
-    train_seconds = time.time() - t0
-    run.summary.update({"trainable_params": summary["trainable_params"], "total_params": summary["total_params"]})
-    run.finish()
-
-    save_finetuned(cfg, trainer, tok, src, summary, train_seconds, ckpt_dir,
-                   train_features=len(ds["train"]), bf16=bool(cfg.train.bf16))
 
 def freeze_word_embeddings(model, summary: dict) -> dict:
     model.get_input_embeddings().weight.requires_grad_(False)
@@ -182,22 +134,7 @@ def freeze_word_embeddings(model, summary: dict) -> dict:
 
 
 def load_finetuned(cfg: DictConfig):
-    final = TaskPaths(cfg).models / FINAL
-    meta_file = final / "tunedag.json"
-    if not meta_file.exists():
-        raise PipelineError(f"{final}: no fine-tuned model (run the finetune stage first)")
-    meta = json.loads(meta_file.read_text())
-    from transformers import AutoModelForQuestionAnswering as cls, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(final, **local_kwargs(cfg.model))
-    if meta["method"] == "full":
-        model = cls.from_pretrained(final, **local_kwargs(cfg.model))
-    else:
-        from peft import PeftModel
-
-        base = cls.from_pretrained(resolve(cfg.model, cfg.paths.base_models), **load_kwargs(cfg.model))
-        model = PeftModel.from_pretrained(base, final).merge_and_unload()
-    return model.eval(), tok
+    return encoder.load_finetuned(cfg, HEAD)
 
 
 def run_extractive(cfg: DictConfig, model, tok, rows: list[dict], version_2: bool) -> dict[str, dict]:
@@ -209,7 +146,8 @@ def run_extractive(cfg: DictConfig, model, tok, rows: list[dict], version_2: boo
     return answer(cfg, rows, feats, starts, ends, version_2)
 
 
-def evaluate(cfg: DictConfig) -> None:
+@tracking.tracked("evaluate")
+def evaluate(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     seed_everything(cfg.runtime.seed)
     rows = read_split(tp, "test")
@@ -219,9 +157,7 @@ def evaluate(cfg: DictConfig) -> None:
     summary, per_q = score_predictions(rows, {k: v["prediction"] for k, v in preds.items()}, cfg.evaluate)
     for r in per_q:
         r["nbest"] = [{k: c[k] for k in ("text", "prob")} for c in preds[r["id"]]["nbest"][:3]]
-    run = tracking.start(cfg, "evaluate")
     run.log({"test/exact_match": summary["exact_match"], "test/f1": summary["f1"]})
-    run.finish()
     write_jsonl(tp.metrics / "predictions.jsonl", per_q)
     write_json(tp.metrics / "eval.json", {"model": cfg.model.key, "method": cfg.peft.method, "test": summary})
     print(f"[evaluate] test: n={summary['n']} EM={summary['exact_match']:.2f} F1={summary['f1']:.2f} "

@@ -11,17 +11,16 @@ import math
 import re
 import unicodedata
 from collections import defaultdict
-from pathlib import Path
 
 from omegaconf import DictConfig
 
 from pipelines.core import report as H
-from pipelines.core.errors import PipelineError
 from pipelines.core.io import read_json, read_jsonl, write_text
 from pipelines.core.paths import TaskPaths
 
 PEFT_NAMES = {"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tune"}
 COLORS = {"F1": "#3b6ea8", "EM": "#9ebfe3"}
+CURVES = (("eval_f1", "F1"), ("eval_exact_match", "EM"))  # validation metrics in train_log.json
 
 # Spanish interrogatives, most specific first ("por qué" before "qué"); matched anywhere in
 # the question, because Spanish often puts a preposition first ("¿En qué año ...?")
@@ -54,10 +53,6 @@ def answer_length(refs: list[str]) -> str:
     return next(label for lo, hi, label in LENGTH_BUCKETS if lo <= n <= hi)
 
 
-def _optional(path: Path, loader=read_json):
-    return loader(path) if path.exists() else None
-
-
 def _mean(xs: list[float]) -> float:
     return 100.0 * sum(xs) / len(xs) if xs else math.nan
 
@@ -71,9 +66,7 @@ def breakdown(rows: list[dict], key) -> dict[str, dict]:
 
 
 def _check(summary, where: str) -> dict:
-    if not isinstance(summary, dict) or not all(isinstance(summary.get(k), (int, float)) for k in ("exact_match", "f1")):
-        raise PipelineError(f"{where}: expected an object with numeric 'exact_match' and 'f1'")
-    return summary
+    return H.numeric(summary, where, ("exact_match", "f1"))
 
 
 # ---------------------------------------------------------------- figures
@@ -98,33 +91,6 @@ def _bars(methods: list[tuple[str, dict]]):
         ax.legend(fontsize=7.5, frameon=False, loc="lower right")
 
     return H.figure_uri(draw, (7.5, 0.55 * len(names) + 1.0))
-
-
-def _curves(log: list[dict]):
-    train = [(e["step"], e["loss"]) for e in log if "loss" in e and "step" in e]
-    evals = [e for e in log if "eval_loss" in e and "step" in e]
-
-    def draw(fig):
-        a, b, c = fig.subplots(1, 3)
-        for ax, title in ((a, "train loss"), (b, "validation loss"), (c, "validation EM / F1")):
-            ax.set_title(title)
-            ax.set_xlabel("step")
-            ax.grid(color="#eee")
-        if train:
-            a.plot(*zip(*train), color="#3b6ea8", lw=1.2)
-        if evals:
-            st = [e["step"] for e in evals]
-            b.plot(st, [e["eval_loss"] for e in evals], "o-", color="#c0504d", ms=4)
-            for key, name in (("eval_f1", "F1"), ("eval_exact_match", "EM")):
-                pts = [(e["step"], e[key]) for e in evals if key in e]
-                if pts:
-                    c.plot(*zip(*pts), "o-", color=COLORS[name], ms=4, label=name)
-            c.legend(fontsize=7, frameon=False)
-        else:
-            for ax in (b, c):
-                ax.text(0.5, 0.5, "no eval entries", ha="center", transform=ax.transAxes, color="#888")
-
-    return H.figure_uri(draw, (10.5, 2.8))
 
 
 def _group_bars(groups: dict[str, dict[str, dict]], order: list[str], title: str):
@@ -193,16 +159,16 @@ def _data_section(clean: dict | None, splits: dict | None) -> list[str]:
     return out
 
 
-def report(cfg: DictConfig) -> None:
+def report(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     eval_path = tp.metrics / "eval.json"
     ev = read_json(eval_path)
     test = _check(ev.get("test") if isinstance(ev, dict) else None, f"{eval_path}: test")
-    summary = _optional(tp.models / "train_summary.json") or {}
-    log = _optional(tp.models / "train_log.json")
-    baselines = _optional(tp.metrics / "baselines.json") or {}
-    preds = _optional(tp.metrics / "predictions.jsonl", read_jsonl)
-    bpreds = _optional(tp.metrics / "baseline_predictions.jsonl", read_jsonl) or []
+    summary = H.optional(tp.models / "train_summary.json") or {}
+    log = H.optional(tp.models / "train_log.json")
+    baselines = H.optional(tp.metrics / "baselines.json") or {}
+    preds = H.optional(tp.metrics / "predictions.jsonl", read_jsonl)
+    bpreds = H.optional(tp.metrics / "baseline_predictions.jsonl", read_jsonl) or []
     n_ex = int(cfg.report.n_examples)
 
     model = ev.get("model") or cfg.model.key
@@ -253,10 +219,9 @@ def report(cfg: DictConfig) -> None:
                  "(Spanish articles el/la/los/las/un/una/unos/unas and ¿¡«» removed). Primary: "
                  f"{test.get('primary')}.", "muted"), anchor="results")
 
-    if log:
-        page.add("Training", H.img(_curves(log), "training and validation curves"), anchor="training")
-    else:
-        page.add("Training", H.not_available(f"training log ({tp.models / 'train_log.json'})"), anchor="training")
+    H.training_section(page, log, tp.models / "train_log.json",
+                       titles=("train loss", "validation loss", "validation EM / F1"),
+                       series=[(name, COLORS[name], lambda e, k=key: e.get(k)) for key, name in CURVES])
 
     if preds:
         scored = {m: r for m, r in by_method.items() if r}
@@ -291,7 +256,7 @@ def report(cfg: DictConfig) -> None:
     if summary:
         page.add("Parameters", H.table(["", "value"], [[k, v] for k, v in sorted(summary.items()) if not isinstance(v, dict)],
                                        digits=4), anchor="parameters")
-    page.add("Data", *_data_section(_optional(tp.data / "clean_stats.json"), _optional(tp.data / "split_stats.json")),
+    page.add("Data", *_data_section(H.optional(tp.data / "clean_stats.json"), H.optional(tp.data / "split_stats.json")),
              anchor="data")
     page.add("Config", H.config_block(cfg), anchor="config")
 

@@ -26,7 +26,7 @@ def _log(stage: str, msg: str) -> None:
     print(f"[instruct:{stage}] {msg}", flush=True)
 
 
-def download(cfg: DictConfig) -> None:
+def download(cfg: DictConfig, run=None) -> None:
     d = cfg.data
     manifest = core_download(d, TaskPaths(cfg).data / "raw", lambda dst: _download_hub(d, dst))
     _log("download", f"{d.file}: {manifest['bytes']} bytes, sha256 {manifest['sha256'][:12]}…")
@@ -62,7 +62,7 @@ def read_records(path: Path) -> list[dict]:
     return out
 
 
-def clean(cfg: DictConfig) -> None:
+def clean(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     rows = read_records(tp.data / "raw" / cfg.data.file)
     counts = {"read": len(rows), "empty_instruction": 0, "empty_output": 0, "duplicate": 0}
@@ -91,7 +91,7 @@ def clean(cfg: DictConfig) -> None:
     _log("clean", ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
-def split(cfg: DictConfig) -> None:
+def split(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     rows = read_jsonl(tp.data / "clean.jsonl")
     s = cfg.data.split

@@ -1,4 +1,5 @@
-"""tokenize -> finetune -> evaluate for instruction tuning (the shared SFT logic is core.sft).
+"""tokenize -> finetune -> evaluate for instruction tuning (the shared SFT logic is core.sft;
+generation and prompts: core.causal_lm, core.prompts).
 
 evaluate scores the fine-tuned model on the test split: completion-token loss/perplexity over
 all test examples, and generation on a seeded sample (ROUGE-L, token-F1 against the reference
@@ -11,7 +12,7 @@ import time
 import numpy as np
 from omegaconf import DictConfig
 
-from pipelines.core import sft, tracking
+from pipelines.core import causal_lm, prompts, sft, tracking
 from pipelines.core.io import write_json, write_jsonl
 from pipelines.core.paths import TaskPaths
 from pipelines.core.runtime import seed_everything
@@ -25,7 +26,7 @@ def examples(rows: list[dict]) -> list[dict]:
     return [{"id": r["id"], "instruction": r["instruction"], "input": r["input"], "output": r["output"]} for r in rows]
 
 
-def tokenize(cfg: DictConfig) -> None:
+def tokenize(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     sft.tokenize_stage(cfg, lambda name: examples(read_split(tp, name)), SPLITS)
 
@@ -45,12 +46,12 @@ def score(cfg: DictConfig, model, tok, label: str) -> tuple[dict, list[dict]]:
 
     tp = TaskPaths(cfg)
     t0 = time.time()
-    loss = sft.completion_loss(model, tok, sft.load_tokenized_split(tp.data / "tokenized", "test"),
+    loss = causal_lm.completion_loss(model, tok, sft.load_tokenized_split(tp.data / "tokenized", "test"),
                                cfg.evaluate.generation.batch_size)
     rows = generation_sample(cfg, read_split(tp, "test"))
     fmt = cfg.prompt.format
-    prompts = [sft.render(fmt, tok, r["instruction"], r["input"], system=cfg.prompt.system_prompt)[0] for r in rows]
-    outs = sft.generate(model, tok, prompts, fmt, cfg.evaluate.generation)
+    texts = [prompts.render(fmt, tok, r["instruction"], r["input"], system=cfg.prompt.system_prompt)[0] for r in rows]
+    outs = causal_lm.generate(model, tok, texts, fmt, cfg.evaluate.generation)
     per = []
     for r, o in zip(rows, outs):
         per.append({"id": r["id"], "instruction": r["instruction"], "input": r["input"], "reference": r["output"],
@@ -70,14 +71,13 @@ def score(cfg: DictConfig, model, tok, label: str) -> tuple[dict, list[dict]]:
     return summary, per
 
 
-def evaluate(cfg: DictConfig) -> None:
+@tracking.tracked("evaluate")
+def evaluate(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     seed_everything(cfg.runtime.seed)
     model, tok = sft.load_finetuned_lm(cfg, tp.models / "final")
     summary, per = score(cfg, model, tok, "evaluate")
-    run = tracking.start(cfg, "evaluate")
     run.log({f"test/{k}": v for k, v in summary.items()})
-    run.finish()
     write_jsonl(tp.metrics / "predictions.jsonl", per)
     write_json(tp.metrics / "eval.json", {"model": cfg.model.key, "method": cfg.peft.method,
                                           "format": cfg.prompt.format, "test": summary})

@@ -4,39 +4,29 @@ Only metrics/eval.json is required; everything else is optional ("not available"
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig
 
 from pipelines.core import report as H
-from pipelines.core.errors import PipelineError
 from pipelines.core.io import read_json, read_jsonl, write_text
 from pipelines.core.paths import TaskPaths
-from pipelines.core.sft_report import curves
 
 METRICS = [("rouge_l", "ROUGE-L"), ("token_f1", "token F1"), ("eos_rate", "EOS rate"),
            ("mean_new_tokens", "new tokens"), ("loss", "test loss"), ("perplexity", "test ppl")]
 
 
-def _optional(path: Path, loader=read_json):
-    return loader(path) if path.exists() else None
-
-
 def _check(test, where: str) -> dict:
-    if not isinstance(test, dict) or not all(isinstance(test.get(k), (int, float)) for k in ("rouge_l", "eos_rate")):
-        raise PipelineError(f"{where}: expected an object with numeric 'rouge_l' and 'eos_rate'")
-    return test
+    return H.numeric(test, where, ("rouge_l", "eos_rate"))
 
 
-def report(cfg: DictConfig) -> None:
+def report(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     ev = read_json(tp.metrics / "eval.json")
     test = _check(ev.get("test") if isinstance(ev, dict) else None, f"{tp.metrics / 'eval.json'}: test")
-    base = (_optional(tp.metrics / "baselines.json") or {}).get("base")
-    summary = _optional(tp.models / "train_summary.json") or {}
-    log = _optional(tp.models / "train_log.json")
-    preds = _optional(tp.metrics / "predictions.jsonl", read_jsonl) or []
-    bpreds = {r["id"]: r for r in (_optional(tp.metrics / "baseline_predictions.jsonl", read_jsonl) or [])}
+    base = (H.optional(tp.metrics / "baselines.json") or {}).get("base")
+    summary = H.optional(tp.models / "train_summary.json") or {}
+    log = H.optional(tp.models / "train_log.json")
+    preds = H.optional(tp.metrics / "predictions.jsonl", read_jsonl) or []
+    bpreds = {r["id"]: r for r in (H.optional(tp.metrics / "baseline_predictions.jsonl", read_jsonl) or [])}
 
     ft = f"{ev.get('model', cfg.model.key)} + {ev.get('method', cfg.peft.method)} ({ev.get('format')})"
     rows = [[ft, *(test.get(k) for k, _ in METRICS)]]
@@ -52,8 +42,7 @@ def report(cfg: DictConfig) -> None:
                  "EOS rate = share of replies that ended with an end-of-sequence token within the token budget; "
                  "test loss / perplexity over the completion tokens of every test example.", "muted"),
              anchor="results")
-    page.add("Training", curves(log) if log else H.not_available(f"training log ({tp.models / 'train_log.json'})"),
-             anchor="training")
+    H.training_section(page, log, tp.models / "train_log.json", **H.SFT_CURVES)
     if preds:
         n = cfg.evaluate.n_examples
         page.add("Examples (base vs fine-tuned)", H.table(
@@ -66,7 +55,7 @@ def report(cfg: DictConfig) -> None:
         page.add("Parameters", H.table(["", "value"], [[k, v] for k, v in sorted(summary.items())
                                                        if not isinstance(v, (dict, list))], digits=4),
                  anchor="parameters")
-    stats = _optional(tp.data / "tokenize_stats.json")
+    stats = H.optional(tp.data / "tokenize_stats.json")
     if stats:
         page.add("Data", H.table(["split", "examples", "mean tokens", "max tokens", "learned-token share",
                                   "dropped (too long)"],

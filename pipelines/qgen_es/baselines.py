@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from pipelines.core import sft, tracking
+from pipelines.core import causal_lm, tracking
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import write_json, write_jsonl
 from pipelines.core.paths import TaskPaths
@@ -12,7 +12,8 @@ from pipelines.core.runtime import seed_everything
 from .model import MODES, few_shot_examples, read_inputs, run_mode
 
 
-def baselines(cfg: DictConfig) -> None:
+@tracking.tracked("baselines")
+def baselines(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     modes = list(cfg.evaluate.modes)
     if bad := [m for m in modes if m not in MODES or m == "fine_tuned"]:
@@ -20,11 +21,11 @@ def baselines(cfg: DictConfig) -> None:
     inputs = read_inputs(tp)  # input problems first, before the model is loaded
     shots = few_shot_examples(cfg, tp) if "few_shot" in modes else []
     seed_everything(cfg.runtime.seed)
-    tok = sft.load_tokenizer(cfg, str(tp.data / "tokenized" / "tokenizer"))  # same pad token as training
-    model, _ = sft.load_base_lm(cfg, for_training=False)
+    tok = causal_lm.load_tokenizer(cfg, str(tp.data / "tokenized" / "tokenizer"))  # same pad token as training
+    model, _ = causal_lm.load_base_lm(cfg, for_training=False)
     model.eval()
     out, rows = {}, []
-    run = tracking.start(cfg, "baselines")
+    run.open()  # before the first mode's generation, as before
     for mode in modes:
         summary, mine = run_mode(cfg, model, tok, mode, inputs, shots)
         # no wall-clock fields: the same seed must give a byte-identical metrics file
@@ -34,6 +35,5 @@ def baselines(cfg: DictConfig) -> None:
             out[mode]["shots"] = [s["id"] for s in shots]
         rows += mine
         run.log({f"{mode}/{k}": v for k, v in summary["all"].items()})
-    run.finish()
     write_jsonl(tp.metrics / "baseline_predictions.jsonl", rows)
     write_json(tp.metrics / "baselines.json", out)

@@ -38,7 +38,7 @@ def _log(stage: str, msg: str) -> None:
     print(f"[qgen_es:{stage}] {msg}", flush=True)
 
 
-def download(cfg: DictConfig) -> None:
+def download(cfg: DictConfig, run=None) -> None:
     d, tp = cfg.data, TaskPaths(cfg)
     bios = None
     if d.wiki.enabled:  # sampled first: a bad data.wiki setting must not leave raw/ behind
@@ -56,7 +56,7 @@ def download(cfg: DictConfig) -> None:
         _log("download", f"{len(bios)} Wikipedia biographies from {src.name}")
 
 
-def clean(cfg: DictConfig) -> None:
+def clean(cfg: DictConfig, run=None) -> None:
     d, tp = cfg.data, TaskPaths(cfg)
     if d.long_paragraphs not in ("cut", "skip"):
         raise PipelineError(f"data.long_paragraphs: {d.long_paragraphs!r} is not one of cut, skip")
@@ -88,7 +88,7 @@ def clean(cfg: DictConfig) -> None:
                   f"dropped {dict(reasons)}, {stats['articles']} articles")
 
 
-def split(cfg: DictConfig) -> None:
+def split(cfg: DictConfig, run=None) -> None:
     d, tp, seed = cfg.data, TaskPaths(cfg), cfg.runtime.seed
     paragraphs = read_jsonl(tp.data / "paragraphs.jsonl")
     by_split = split_by_title(paragraphs, d.split.val, d.split.test, seed)

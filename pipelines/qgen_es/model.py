@@ -13,7 +13,7 @@ import time
 
 from omegaconf import DictConfig
 
-from pipelines.core import sft, tracking
+from pipelines.core import causal_lm, prompts, sft, tracking
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import write_json, write_jsonl
 from pipelines.core.paths import TaskPaths
@@ -33,7 +33,7 @@ def sft_example(ex: dict) -> dict:
             "output": roles["assistant"]}
 
 
-def tokenize(cfg: DictConfig) -> None:
+def tokenize(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     sft.tokenize_stage(cfg, lambda name: [sft_example(e) for e in read_split(tp, name)], SPLITS)
 
@@ -68,8 +68,8 @@ def messages_for(cfg: DictConfig, mode: str, inp: dict, shots: list[dict]) -> li
 def run_mode(cfg: DictConfig, model, tok, mode: str, inputs: list[dict], shots: list[dict]) -> tuple[dict, list[dict]]:
     """Generate for every input in one mode and score the replies: (summary, per-input rows)."""
     t0 = time.time()
-    prompts = [sft.render_messages(cfg.prompt.format, tok, messages_for(cfg, mode, i, shots)) for i in inputs]
-    outs = sft.generate(model, tok, prompts, cfg.prompt.format, cfg.evaluate.generation)
+    texts = [prompts.render_messages(cfg.prompt.format, tok, messages_for(cfg, mode, i, shots)) for i in inputs]
+    outs = causal_lm.generate(model, tok, texts, cfg.prompt.format, cfg.evaluate.generation)
     rows = []
     for inp, out in zip(inputs, outs):
         m = score_output(out["text"], inp["context"], inp["n"], inp["k"], out["eos"], inp.get("reference_questions"),
@@ -91,16 +91,15 @@ def read_inputs(tp: TaskPaths) -> list[dict]:
     return read_split(tp, "inputs")
 
 
-def evaluate(cfg: DictConfig) -> None:
+@tracking.tracked("evaluate")
+def evaluate(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     seed_everything(cfg.runtime.seed)
     model, tok = sft.load_finetuned_lm(cfg, tp.models / "final")
-    test_loss = sft.completion_loss(model, tok, sft.load_tokenized_split(tp.data / "tokenized", "test"),
+    test_loss = causal_lm.completion_loss(model, tok, sft.load_tokenized_split(tp.data / "tokenized", "test"),
                                     cfg.evaluate.generation.batch_size)
     summary, rows = run_mode(cfg, model, tok, "fine_tuned", read_inputs(tp), [])
-    run = tracking.start(cfg, "evaluate")
     run.log({f"fine_tuned/{k}": v for k, v in summary["all"].items()})
-    run.finish()
     write_jsonl(tp.metrics / "predictions.jsonl", rows)
     write_json(tp.metrics / "eval.json", {"model": cfg.model.key, "method": cfg.peft.method, "format": cfg.prompt.format,
                                           "test": {**summary["all"], "loss": test_loss["loss"],

@@ -5,15 +5,11 @@ metrics/baselines.json when present.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig
 
 from pipelines.core import report as H
-from pipelines.core.errors import PipelineError
 from pipelines.core.io import read_json, read_jsonl, write_text
 from pipelines.core.paths import TaskPaths
-from pipelines.core.sft_report import curves
 
 # (key, header, higher is better?)
 METRICS = [("count_ok", "count exact", True), ("tf_ok", "T/F count exact", True),
@@ -25,30 +21,24 @@ MODE_NAMES = {"zero_shot": "zero-shot", "system_prompt": "system prompt", "few_s
               "fine_tuned": "fine-tuned"}
 
 
-def _optional(path: Path, loader=read_json):
-    return loader(path) if path.exists() else None
-
-
 def _check(test, where: str) -> dict:
-    if not isinstance(test, dict) or not all(isinstance(test.get(k), (int, float)) for k in ("count_ok", "terminated")):
-        raise PipelineError(f"{where}: expected an object with numeric 'count_ok' and 'terminated'")
-    return test
+    return H.numeric(test, where, ("count_ok", "terminated"))
 
 
-def report(cfg: DictConfig) -> None:
+def report(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     ev = read_json(tp.metrics / "eval.json")
     modes = {"fine_tuned": {"test": _check(ev.get("test") if isinstance(ev, dict) else None,
                                            f"{tp.metrics / 'eval.json'}: test"), "by_source": ev.get("by_source", {})}}
-    base = _optional(tp.metrics / "baselines.json") or {}
+    base = H.optional(tp.metrics / "baselines.json") or {}
     for m, entry in base.items():
         modes[m] = {"test": _check(entry.get("test"), f"{tp.metrics / 'baselines.json'}: {m}.test"),
                     "by_source": entry.get("by_source", {})}
     order = [m for m in ("zero_shot", "system_prompt", "few_shot", "fine_tuned") if m in modes]
     order += [m for m in modes if m not in order]
-    log = _optional(tp.models / "train_log.json")
-    rows = (_optional(tp.metrics / "baseline_predictions.jsonl", read_jsonl) or []) + \
-        [{**r, "mode": "fine_tuned"} for r in (_optional(tp.metrics / "predictions.jsonl", read_jsonl) or [])]
+    log = H.optional(tp.models / "train_log.json")
+    rows = (H.optional(tp.metrics / "baseline_predictions.jsonl", read_jsonl) or []) + \
+        [{**r, "mode": "fine_tuned"} for r in (H.optional(tp.metrics / "predictions.jsonl", read_jsonl) or [])]
 
     ft = modes["fine_tuned"]["test"]
     n_req = f"{cfg.data.n_questions} questions ({cfg.data.n_true_false} true/false)"
@@ -82,8 +72,7 @@ def report(cfg: DictConfig) -> None:
                  "items against the paragraph's SQuAD-es questions (held-out paragraphs only). Higher is better "
                  "except for |T/F share − asked|, leakage and near-duplicates.", "muted"),
              anchor="results")
-    page.add("Training", curves(log) if log else H.not_available(f"training log ({tp.models / 'train_log.json'})"),
-             anchor="training")
+    H.training_section(page, log, tp.models / "train_log.json", **H.SFT_CURVES)
     if rows:
         by = {(r["mode"], r["id"]): r for r in rows}
         ids = list(dict.fromkeys(r["id"] for r in rows if r["mode"] == "fine_tuned"))
@@ -98,7 +87,7 @@ def report(cfg: DictConfig) -> None:
                                    f"{by[(m, i)]['n_items']} / {'ok' if by[(m, i)]['tf_ok'] else 'no'} / "
                                    f"{'yes' if by[(m, i)]['terminated'] else 'no'}"] for m in order if (m, i) in by]))
         page.add(f"{len(ids)} example outputs", *parts, anchor="examples")
-    stats = _optional(tp.data / "split_stats.json")
+    stats = H.optional(tp.data / "split_stats.json")
     if stats:
         page.add("Data", H.table(["split", "paragraphs", "examples", "requests (N/K)"],
                                  [[s, stats[s]["paragraphs"], stats[s]["examples"], stats[s]["requests"]]

@@ -36,8 +36,8 @@ def build_messages(question: str, chunks: Sequence[dict], pc: Any) -> list[dict]
     return msgs
 
 
-def generate(cfg: DictConfig) -> None:
-    from pipelines.core import lm, sft
+def generate(cfg: DictConfig, run=None) -> None:
+    from pipelines.core import causal_lm, prompts
 
     paths = TaskPaths(cfg)
     run = cfg.run
@@ -55,7 +55,7 @@ def generate(cfg: DictConfig) -> None:
     sets = [n for n, q in cfg.data.question_sets.items() if q.corpus == col.corpus and q.generate]
     if not sets:
         raise PipelineError(f"data.question_sets: none to answer on corpus {col.corpus!r} (generate: true)")
-    model, tok = lm.load_causal_lm(cfg.model, paths.base_models)
+    model, tok = causal_lm.load_causal_lm(cfg.model, paths.base_models)
     pc = cfg.generate.prompt
     t0 = time.time()
     answers: dict[str, list[dict]] = {}
@@ -65,16 +65,16 @@ def generate(cfg: DictConfig) -> None:
         if variant not in ranked:
             raise PipelineError(f"retrieval: no variant {variant!r} (check run.* and embeddings)")
         top = ranked[variant][:, :k]
-        prompts = [sft.render_messages(pc.format, tok, build_messages(r["question"], [chunks[i] for i in ids], pc))
+        texts = [prompts.render_messages(pc.format, tok, build_messages(r["question"], [chunks[i] for i in ids], pc))
                    for r, ids in zip(rows, top)]
-        outs = sft.generate(model, tok, prompts, pc.format, cfg.generate.generation)
+        outs = causal_lm.generate(model, tok, texts, pc.format, cfg.generate.generation)
         answers[qs] = [{"id": r["id"], "question": r["question"], "answerable": r["answerable"],
                         "reference": r.get("answer", ""), "chunk_ids": [int(i) for i in ids],
                         # could the generator have answered? an evidence string inside the (cut) chunks it saw
                         "evidence_in_prompt": _evidence_seen(r, [chunks[i] for i in ids], pc, cfg.clean.collapse_dots),
                         "answer": o["text"], "eos": o["eos"], "new_tokens": o["new_tokens"],
                         "prompt_tokens": len(tok(p, add_special_tokens=False)["input_ids"])}
-                       for r, ids, o, p in zip(rows, top, outs, prompts)]
+                       for r, ids, o, p in zip(rows, top, outs, texts)]
     for qs, rows in answers.items():
         write_jsonl(paths.data / "answers" / f"{qs}.jsonl", rows)
     n = sum(len(v) for v in answers.values())

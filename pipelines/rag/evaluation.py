@@ -10,6 +10,7 @@ import sys
 
 from omegaconf import DictConfig
 
+from pipelines.core import tracking
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import read_jsonl, write_json, write_jsonl
 from pipelines.core.paths import TaskPaths
@@ -19,7 +20,8 @@ from .index import headline_variant, load_rankings, read_variants
 from .metrics import judge, ranking_metrics
 
 
-def evaluate(cfg: DictConfig) -> None:
+@tracking.tracked("evaluate")
+def evaluate(cfg: DictConfig, run=None) -> None:
     paths = TaskPaths(cfg)
     variants = read_variants(paths)
     head = headline_variant(cfg)
@@ -56,7 +58,7 @@ def evaluate(cfg: DictConfig) -> None:
     headline["generator"] = cfg.model.key
     write_json(paths.metrics / "retrieval.json", grid)
     write_json(paths.metrics / "eval.json", headline)
-    _track(cfg, headline, grid)
+    _track(run, headline, grid)
     for qs, m in headline["retrieval"].items():
         if not m.get("n"):
             continue
@@ -64,19 +66,15 @@ def evaluate(cfg: DictConfig) -> None:
               file=sys.stderr)
 
 
-def _track(cfg: DictConfig, headline: dict, grid: list[dict]) -> None:
-    from pipelines.core import tracking
-
-    run = tracking.start(cfg, "evaluate")
+def _track(run, headline: dict, grid: list[dict]) -> None:
     flat = {f"{qs}/{k}": v for qs, m in headline["retrieval"].items() for k, v in m.items()}
     flat.update({f"answers/{qs}/{k}": v for qs, m in headline["answers"].items() for k, v in m.items() if v is not None})
     run.log(flat)
-    if grid and not isinstance(run, tracking._NoRun):  # the whole comparison as one W&B table
+    if grid and run.records:  # the whole comparison as one W&B table
         import wandb
 
         cols = sorted({k for r in grid for k in r})
         run.log({"retrieval_grid": wandb.Table(columns=cols, data=[[r.get(c) for c in cols] for r in grid])})
-    run.finish()
 
 
 def _best(grid: list[dict]) -> dict:

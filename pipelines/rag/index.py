@@ -79,7 +79,7 @@ def _param_estimate(m: DictConfig) -> int | None:
     return sum(p.numel() for p in model.parameters())
 
 
-def embed(cfg: DictConfig) -> None:
+def embed(cfg: DictConfig, run=None) -> None:
     if cfg.train.dry_run:
         dry_run(cfg)
         return
@@ -126,7 +126,7 @@ def variant_name(collection: str, retriever: str, embedder: str = "-", similarit
     return f"{collection}|{embedder}|{retriever}|{similarity}|{pooling}"
 
 
-def retrieve(cfg: DictConfig) -> None:
+def retrieve(cfg: DictConfig, run=None) -> None:
     """Rank every question of every set with every variant: dense (embedding x similarity x pooling),
     BM25 (per collection) and hybrid (embedding x similarity, with retrieve.pooling)."""
     paths = TaskPaths(cfg)

@@ -37,7 +37,7 @@ def _copy_verified(src: Path, dst: Path) -> dict:
     return {"file": str(dst.name), "sha256": sha256_file(dst), "checksum_verified": verified}
 
 
-def download(cfg: DictConfig) -> None:
+def download(cfg: DictConfig, run=None) -> None:
     if cfg.data.source != "local":
         raise PipelineError(f"data.source: {cfg.data.source!r}: the rag corpora are local files (use data.root)")
     if not cfg.data.corpora:
@@ -70,7 +70,7 @@ def download(cfg: DictConfig) -> None:
           file=sys.stderr)
 
 
-def clean(cfg: DictConfig) -> None:
+def clean(cfg: DictConfig, run=None) -> None:
     paths = TaskPaths(cfg)
     raw = paths.data / "raw"
     manifest = read_json(raw / "manifest.json")
@@ -129,7 +129,7 @@ def selected(cfg: DictConfig, items: dict, what: str) -> list[str]:
     return [cfg.select]
 
 
-def chunk(cfg: DictConfig) -> None:
+def chunk(cfg: DictConfig, run=None) -> None:
     paths = TaskPaths(cfg)
     for name in selected(cfg, cfg.collections, "collection"):
         col = cfg.collections[name]

@@ -39,7 +39,7 @@ def _hit_plot(rows: list[dict], ks: list[int], title: str) -> str:
     return H.img(H.figure_uri(draw, (7.0, 3.6)), title)
 
 
-def report(cfg: DictConfig) -> None:
+def report(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     ev = read_json(tp.metrics / "eval.json")
     grid = read_json(tp.metrics / "retrieval.json")

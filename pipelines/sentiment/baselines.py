@@ -24,6 +24,7 @@ import time
 import numpy as np
 from omegaconf import DictConfig
 
+from pipelines.core import tracking
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import write_json, write_jsonl
 from pipelines.core.metrics import classification_metrics
@@ -32,7 +33,8 @@ from pipelines.core.paths import TaskPaths
 from .data import read_extra_sets, read_split
 
 
-def baselines(cfg: DictConfig) -> None:
+@tracking.tracked("baselines")
+def baselines(cfg: DictConfig, run=None) -> None:
     from pipelines.core.runtime import seed_everything
 
     paths = TaskPaths(cfg)
@@ -71,16 +73,10 @@ def baselines(cfg: DictConfig) -> None:
     write_jsonl(paths.metrics / "baseline_predictions.jsonl", preds)
     write_json(paths.metrics / "baselines_timing.json", timing)
 
-    from pipelines.core.tracking import start
-
-    run = start(cfg, "baselines")
-    try:
-        run.log({f"{method}/{name}/{k}": m[k]
-                 for method, r in results.items()
-                 for name, m in [("test", r["test"]), *r["extra"].items()]
-                 for k in ("accuracy", "macro_f1")})
-    finally:
-        run.finish()
+    run.log({f"{method}/{name}/{k}": m[k]
+             for method, r in results.items()
+             for name, m in [("test", r["test"]), *r["extra"].items()]
+             for k in ("accuracy", "macro_f1")})
 
 
 # ----------------------------------------------------------------------------- TF-IDF
@@ -168,7 +164,7 @@ def _prompting_settings(cfg, labels: list[str]) -> tuple[list[str], list[int]]:
 def _prompting(cfg, paths, train, sets, labels, pos, record, timing) -> None:
     import torch
 
-    from pipelines.core.lm import load_causal_lm
+    from pipelines.core.causal_lm import load_causal_lm
 
     p = cfg.baselines.prompting
     words, shots = _prompting_settings(cfg, labels)

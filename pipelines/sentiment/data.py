@@ -29,7 +29,7 @@ def _log(stage: str, msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------- download
-def download(cfg: DictConfig) -> None:
+def download(cfg: DictConfig, run=None) -> None:
     d = cfg.data
     manifest = core_download(d, TaskPaths(cfg).data / "raw", lambda dst: _download_hub(cfg, dst))
     _log("download", f"{d.file}: {manifest['bytes']} bytes, sha256 {manifest['sha256'][:12]}…")
@@ -47,7 +47,7 @@ def _download_hub(cfg: DictConfig, dst: Path) -> dict:
 
 
 # ---------------------------------------------------------------------------------- clean
-def clean(cfg: DictConfig) -> None:
+def clean(cfg: DictConfig, run=None) -> None:
     d, c, tp = cfg.data, cfg.data.clean, TaskPaths(cfg)
     out, stats_path = tp.data / "clean.jsonl", tp.data / "clean_stats.json"
     for p in (out, stats_path):
@@ -238,7 +238,7 @@ def _stratified_keep(y: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------- split
-def split(cfg: DictConfig) -> None:
+def split(cfg: DictConfig, run=None) -> None:
     from sklearn.model_selection import train_test_split
 
     d, tp = cfg.data, TaskPaths(cfg)

@@ -1,39 +1,23 @@
 """tokenize -> finetune -> evaluate for LoRA sequence classification of reviews."""
 from __future__ import annotations
 
-import json
-import time
-
 import numpy as np
 from omegaconf import DictConfig
 
-from pipelines.core import tracking
-from pipelines.core.errors import PipelineError
+from pipelines.core import encoder, tracking
 from pipelines.core.io import atomic_path, read_jsonl, write_json, write_jsonl
 from pipelines.core.metrics import classification_metrics
-from pipelines.core.models import load_kwargs, local_kwargs, read_model_type, resolve
 from pipelines.core.paths import TaskPaths, project_relative
 from pipelines.core.runtime import seed_everything
-from pipelines.core.training import (
-    apply_peft,
-    dry_run_model,
-    resume_checkpoint,
-    save_finetuned,
-    train_resumable,
-    training_arguments,
-)
+from pipelines.core.training import dry_run_model
 
 from .data import read_extra_sets, read_split
 
 SPLITS = ("train", "val", "test")
-FINAL = "final"
+HEAD = encoder.Head("AutoModelForSequenceClassification", "SEQ_CLS")
 
 
-def _tokenizer(cfg: DictConfig):
-    path = resolve(cfg.model, cfg.paths.base_models)
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(path, **load_kwargs(cfg.model))
+_tokenizer = encoder.tokenizer
 
 
 def _encode(tok, texts: list[str], max_length: int) -> dict:
@@ -42,7 +26,7 @@ def _encode(tok, texts: list[str], max_length: int) -> dict:
     return dict(enc)
 
 
-def tokenize(cfg: DictConfig) -> None:
+def tokenize(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     if cfg.train.dry_run:
         print(f"[dry-run] tokenize: {tp.data / 'split'} with {cfg.model.key}, max_length={cfg.data.max_length}, dynamic padding")
@@ -62,16 +46,6 @@ def tokenize(cfg: DictConfig) -> None:
         DatasetDict(parts).save_to_disk(str(tmp))
 
 
-def _load_tokenized(tp: TaskPaths):
-    from datasets import load_from_disk
-
-    path = tp.data / "tokenized"
-    if not path.exists():
-        raise PipelineError(f"{path}: not found (run the tokenize stage first)")
-    # in memory: transforms (sort, remove_columns) must not write cache files into a DVC output
-    return load_from_disk(str(path), keep_in_memory=True)
-
-
 def _compute_metrics(eval_pred) -> dict:
     from sklearn.metrics import accuracy_score, f1_score
 
@@ -85,69 +59,28 @@ def _label_maps(cfg: DictConfig) -> dict:
     return {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": {l: i for i, l in enumerate(labels)}}
 
 
-def finetune(cfg: DictConfig) -> None:
-    tp = TaskPaths(cfg)
+@tracking.tracked("finetune")
+def finetune(cfg: DictConfig, run=None) -> None:
     if cfg.train.dry_run:
-        dry_run_model(cfg, "AutoModelForSequenceClassification", "SEQ_CLS", num_labels=len(cfg.data.labels))
+        tp = TaskPaths(cfg)
+        dry_run_model(cfg, HEAD.auto_class, HEAD.peft_task, num_labels=len(cfg.data.labels))
         split = tp.data / "split"
         print(f"[dry-run] data: {cfg.data.source} {project_relative(cfg.data.root) / cfg.data.file}; split files "
               f"{'present' if split.exists() else 'not built yet'} at {split}; truncation {cfg.data.max_length}, dynamic padding")
         return
 
-    src = resolve(cfg.model, cfg.paths.base_models)  # config problems first, before any data work or torch import
-    seed_everything(cfg.runtime.seed)
-    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+    def datasets(ds):
+        return {"train_dataset": ds["train"].remove_columns(["id"]),
+                # length-sorted eval batches pad far less; the order does not change the metrics
+                "eval_dataset": ds["val"].sort("length").remove_columns(["id"]),
+                "compute_metrics": _compute_metrics}, {}
 
-    ds = _load_tokenized(tp)
-    tok = _tokenizer(cfg)
-    model = AutoModelForSequenceClassification.from_pretrained(src, **_label_maps(cfg), **load_kwargs(cfg.model))
-    model_type = read_model_type(src, cfg.model)
-    model, summary = apply_peft(model, cfg.peft, model_type, "SEQ_CLS")
-    print(f"[finetune] {cfg.model.key} ({model_type}) {summary['method']}: trainable {summary['trainable_params']:,} "
-          f"of {summary['total_params']:,} ({summary['trainable_pct']}%) targets={summary['target_modules']}")
+    encoder.finetune(cfg, run, HEAD, datasets, model_kwargs=_label_maps(cfg))
 
-    run = tracking.start(cfg, "finetune")
-    ckpt_dir = tp.models / "checkpoints"
-    resume = resume_checkpoint(cfg, ckpt_dir, tp.data / "tokenized")  # after a kill: go on from there
-    args = training_arguments(cfg, ckpt_dir, report_to=["wandb"] if cfg.tracking.mode != "disabled" else [])
-    callbacks = []
-    if cfg.train.early_stopping_patience > 0:
-        callbacks.append(EarlyStoppingCallback(cfg.train.early_stopping_patience))
-    trainer = Trainer(
-        model=model, args=args,
-        train_dataset=ds["train"].remove_columns(["id"]),
-        # length-sorted eval batches pad far less; the order does not change the metrics
-        eval_dataset=ds["val"].sort("length").remove_columns(["id"]),
-        data_collator=DataCollatorWithPadding(tok), processing_class=tok,
-        compute_metrics=_compute_metrics, callbacks=callbacks,
-    )
-    t0 = time.time()
-    train_resumable(trainer, resume)  # resumed: the same loss curve as uninterrupted
-    train_seconds = time.time() - t0
-    run.summary.update({"trainable_params": summary["trainable_params"], "total_params": summary["total_params"]})
-    run.finish()
-
-    save_finetuned(cfg, trainer, tok, src, summary, train_seconds, ckpt_dir)
 
 def load_finetuned(cfg: DictConfig):
     """The fine-tuned classifier (LoRA adapter merged for speed, or the full model)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    final = TaskPaths(cfg).models / FINAL
-    meta_file = final / "tunedag.json"
-    if not meta_file.exists():
-        raise PipelineError(f"{final}: no fine-tuned model (run the finetune stage first)")
-    meta = json.loads(meta_file.read_text())
-    tok = AutoTokenizer.from_pretrained(final, **local_kwargs(cfg.model))
-    if meta["method"] == "full":
-        model = AutoModelForSequenceClassification.from_pretrained(final, **local_kwargs(cfg.model))
-    else:
-        from peft import PeftModel
-
-        src = resolve(cfg.model, cfg.paths.base_models)
-        base = AutoModelForSequenceClassification.from_pretrained(src, **_label_maps(cfg), **load_kwargs(cfg.model))
-        model = PeftModel.from_pretrained(base, final).merge_and_unload()
-    return model.eval(), tok
+    return encoder.load_finetuned(cfg, HEAD, **_label_maps(cfg))
 
 
 def predict(model, tok, texts: list[str], max_length: int, batch_size: int) -> np.ndarray:
@@ -166,7 +99,8 @@ def predict(model, tok, texts: list[str], max_length: int, batch_size: int) -> n
     return probs
 
 
-def evaluate(cfg: DictConfig) -> None:
+@tracking.tracked("evaluate")
+def evaluate(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     labels = list(cfg.data.labels)
     seed_everything(cfg.runtime.seed)
@@ -174,7 +108,6 @@ def evaluate(cfg: DictConfig) -> None:
     sets = {"test": read_split(tp.data / "split" / "test.jsonl", labels), **read_extra_sets(cfg.evaluate.extra_sets, labels)}
     result = {"model": cfg.model.key, "method": cfg.peft.method, "extra": {}}
     pred_rows = []
-    run = tracking.start(cfg, "evaluate")
     for name, rows in sets.items():
         probs = predict(model, tok, [r["text"] for r in rows], cfg.data.max_length, cfg.evaluate.batch_size)
         y_true = [int(r["label"]) for r in rows]
@@ -188,6 +121,5 @@ def evaluate(cfg: DictConfig) -> None:
         pred_rows += [{"id": r["id"], "set": name, "text": r["text"], "label": labels[t], "pred": labels[p],
                        "prob_positive": round(float(pr[-1]), 6)} for r, t, p, pr in zip(rows, y_true, y_pred, probs)]
         print(f"[evaluate] {name}: n={m['n']} accuracy={m['accuracy']:.4f} macro_f1={m['macro_f1']:.4f}")
-    run.finish()
     write_jsonl(tp.metrics / "predictions.jsonl", pred_rows)
     write_json(tp.metrics / "eval.json", result)

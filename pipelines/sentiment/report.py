@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -20,10 +19,6 @@ from pipelines.core.paths import TaskPaths
 PEFT_NAMES = {"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tune"}
 COLORS = {"macro-F1": "#3b6ea8", "accuracy": "#9ebfe3"}
 TEXT_CHARS = 400  # examples are truncated: the page is for reading, predictions.jsonl has all
-
-
-def _optional(path: Path, loader=read_json):
-    return loader(path) if path.exists() else None
 
 
 def _check_metrics(m, where: str) -> dict:
@@ -101,34 +96,6 @@ def _bars(methods: dict[str, dict], sets: list[str]):
             ax.set_visible(False)
 
     return H.figure_uri(draw, (3.6 * ncols + 1.8, (0.55 * len(names) + 0.9) * nrows))
-
-
-def _curves(log: list[dict]):
-    train = [(e["step"], e["loss"]) for e in log if "loss" in e and "step" in e]
-    evals = [e for e in log if "eval_loss" in e and "epoch" in e]
-
-    def draw(fig):
-        a, b, c = fig.subplots(1, 3)
-        for ax, title in ((a, "train loss vs step"), (b, "eval loss vs epoch"), (c, "eval metrics vs epoch")):
-            ax.set_title(title)
-            ax.grid(color="#eee")
-        if train:
-            a.plot(*zip(*train), color="#3b6ea8", lw=1.2)
-        a.set_xlabel("step")
-        if evals:
-            ep = [e["epoch"] for e in evals]
-            b.plot(ep, [e["eval_loss"] for e in evals], "o-", color="#c0504d", ms=4)
-            for key, name, col in (("eval_macro_f1", "macro-F1", "#3b6ea8"), ("eval_accuracy", "accuracy", "#9ebfe3")):
-                pts = [(e["epoch"], e[key]) for e in evals if key in e]
-                if pts:
-                    c.plot(*zip(*pts), "o-", color=col, ms=4, label=name)
-            c.legend(fontsize=7, frameon=False)
-        for ax in (b, c):
-            ax.set_xlabel("epoch")
-            if not evals:
-                ax.text(0.5, 0.5, "no eval entries", ha="center", transform=ax.transAxes, color="#888")
-
-    return H.figure_uri(draw, (10.5, 2.8))
 
 
 def _confusions(cms: list[tuple[str, list[str], list[list[int]]]]):
@@ -223,16 +190,16 @@ def _data_section(clean, splits) -> list[str]:
     return out + [H.h3("Splits"), _stats_table(splits) if splits else H.not_available("split stats")]
 
 
-def report(cfg: DictConfig) -> None:
+def report(cfg: DictConfig, run=None) -> None:
     tp = TaskPaths(cfg)
     eval_path = tp.metrics / "eval.json"
     ev = read_json(eval_path)  # required: PipelineError naming the file if missing
-    summary = _optional(tp.models / "train_summary.json") or {}
-    log = _optional(tp.models / "train_log.json")
-    baselines = _optional(tp.metrics / "baselines.json")
-    preds = _optional(tp.metrics / "predictions.jsonl", read_jsonl)
-    clean_stats = _optional(tp.data / "clean_stats.json")
-    split_stats = _optional(tp.data / "split_stats.json")
+    summary = H.optional(tp.models / "train_summary.json") or {}
+    log = H.optional(tp.models / "train_log.json")
+    baselines = H.optional(tp.metrics / "baselines.json")
+    preds = H.optional(tp.metrics / "predictions.jsonl", read_jsonl)
+    clean_stats = H.optional(tp.data / "clean_stats.json")
+    split_stats = H.optional(tp.data / "split_stats.json")
     n_ex = int(cfg.report.n_examples)
 
     model = ev.get("model") or summary.get("model") or cfg.model.key
@@ -270,13 +237,13 @@ def report(cfg: DictConfig) -> None:
                        H.table(["method", "class", "precision", "recall", "F1", "support"], per_class)),
              anchor="results")
 
-    if log:
-        final = next((e for e in reversed(log) if "train_loss" in e), {})
-        facts = [[k, final[k]] for k in ("train_loss", "epoch", "step") if k in final]
-        page.add("Training", H.img(_curves(log), "training and evaluation curves"),
-                 H.table(["", "value"], facts) if facts else "", anchor="training")
-    else:
-        page.add("Training", H.not_available(f"training log ({tp.models / 'train_log.json'})"), anchor="training")
+    final = next((e for e in reversed(log or []) if "train_loss" in e), {})
+    facts = [[k, final[k]] for k in ("train_loss", "epoch", "step") if k in final]
+    H.training_section(page, log, tp.models / "train_log.json", H.table(["", "value"], facts) if facts else "",
+                       alt="training and evaluation curves", x="epoch",
+                       titles=("train loss vs step", "eval loss vs epoch", "eval metrics vs epoch"),
+                       series=[("macro-F1", "#3b6ea8", lambda e: e.get("eval_macro_f1")),
+                               ("accuracy", "#9ebfe3", lambda e: e.get("eval_accuracy"))])
 
     cms = [(n, _labels(cfg, r["test"]), r["test"]["confusion_matrix"])
            for n, r in methods.items() if r["test"].get("confusion_matrix")]
