@@ -8,7 +8,7 @@ from conftest import PROJECT_ROOT, base_model
 from transformers import AutoTokenizer
 
 from pipelines.core.errors import PipelineError
-from pipelines.extractive_qa.data import read_squad
+from pipelines.core.squad import read_squad
 from pipelines.extractive_qa.features import prepare_features
 
 SQUAD_ES = PROJECT_ROOT / "../shared/data/squad_es_v1.1_dev_small.json"
@@ -81,7 +81,7 @@ def test_stride_too_large_is_a_config_error(tok):
 
 
 def test_labels_on_all_real_data_map_back_to_answers(tok):
-    rows, _ = read_squad(SQUAD_ES)
+    rows = read_squad(SQUAD_ES).questions()
     rows = [r for r in rows if any(a["text"] and a["answer_start"] >= 0 for a in r["answers"])][:1500]
     for r in rows:
         r["answers"] = [a for a in r["answers"] if a["text"] and a["answer_start"] >= 0]
