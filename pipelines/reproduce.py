@@ -40,6 +40,10 @@ TOLERANCE: list[tuple[str, str, float]] = [
     # sentiment confusion-matrix cells: a few flipped reviews out of 590
     ("*", r"confusion_matrix", 6),
     ("*", r"(^|\.)(loss|eval_loss|perplexity)$", 0.02),
+    # greedy decoding with a bf16 copy: on another CPU a few of 48 replies end elsewhere (measured:
+    # instruct base EOS rate 0.854 -> 0.812 = 2 replies, mean reply 20.8 -> 23.6 tokens)
+    ("*", r"mean_new_tokens$", 3.0),
+    ("*", r"(^|\.)\w*_rate$", 0.05),
     ("*", r".*", 0.015),
 ]
 EXACT = re.compile(r"(^|\.)(n|n_\w+|support|steps|count)$")
