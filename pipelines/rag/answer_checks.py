@@ -1,4 +1,7 @@
-"""Checks of the rag answers (evaluate stage): citations [n], refusals, language, F1/ROUGE-L.
+"""Checks of the rag answers (evaluate stage): citations [n], refusals, language, F1/EM/ROUGE-L.
+
+Every summary metric `m` comes with `m_ci`: its 95% percentile-bootstrap interval over the
+same items as its mean (core/intervals.py; one fixed seed, so reruns give the same bytes).
 
 Kept apart from the generate stage (answer.py) so that DVC re-runs only evaluation when a
 metric changes.
@@ -31,6 +34,14 @@ def _fold(text: str) -> str:
     return re.sub(r"\s+", " ", "".join(c for c in text if not unicodedata.combining(c))).strip(" .\"'")
 
 
+def exact_match(pred: str, ref: str) -> bool:
+    """Same words as the reference after token_f1's folding (lower case, punctuation dropped), so
+    "1996 [2]." matches "1996" once the citation is stripped."""
+    from pipelines.core.textmetrics import tokens
+
+    return tokens(strip_citations(pred)) == tokens(ref)
+
+
 def is_refusal(text: str, refusal: str) -> bool:
     """The answer says the refusal sentence (case/accents/punctuation-insensitive)."""
     return _fold(refusal) in _fold(text)
@@ -43,8 +54,10 @@ def language(text: str) -> str:
     return langid.classify(text)[0] if text.strip() else ""
 
 
-def answer_metrics(rows: Sequence[dict], relevant: dict[str, set], refusal: str) -> dict:
-    """Citation validity, refusals (wanted on unanswerable questions), F1 / ROUGE-L, Spanish share."""
+def answer_metrics(rows: Sequence[dict], relevant: dict[str, set], refusal: str) -> tuple[dict, list[dict]]:
+    """Citation validity, refusals (wanted on unanswerable questions), F1 / EM / ROUGE-L, Spanish
+    share, each with a bootstrap interval; and the per-answer checks."""
+    from pipelines.core.intervals import bootstrap_ci
     from pipelines.core.textmetrics import rouge_l, token_f1
 
     per = []
@@ -62,22 +75,28 @@ def answer_metrics(rows: Sequence[dict], relevant: dict[str, set], refusal: str)
             "f1": token_f1(body, r["reference"]) if r["answerable"] else None,
             "rouge_l": rouge_l(body, r["reference"]) if r["answerable"] else None,
             "spanish": language(r["answer"]) == "es", "eos": r["eos"],
-            "evidence_in_prompt": bool(r.get("evidence_in_prompt"))})
+            "evidence_in_prompt": bool(r.get("evidence_in_prompt")),
+            "em": exact_match(body, r["reference"]) if r["answerable"] else None})  # last: older keys keep their places
     ans = [p for p in per if p["answerable"]]
     neg = [p for p in per if not p["answerable"]]
 
     def mean(xs: Sequence[float]) -> float | None:
         return sum(xs) / len(xs) if xs else None
 
-    return {
-        "n": len(per), "n_answerable": len(ans), "n_unanswerable": len(neg),
+    # which items each metric averages over (the interval resamples exactly those)
+    items = {
         # over the answers that cite at all (None when none does: validity would be vacuous)
-        "citation_valid": mean([p["citation_valid"] for p in per if p["cites"]]),
-        "cites_any": mean([p["cites"] for p in ans]),
-        "cites_relevant": mean([p["cites_relevant"] for p in ans]),
-        "refusal_on_unanswerable": mean([p["refusal"] for p in neg]),
-        "false_refusal": mean([p["refusal"] for p in ans]),
-        "f1": mean([p["f1"] for p in ans]), "rouge_l": mean([p["rouge_l"] for p in ans]),
-        "spanish": mean([p["spanish"] for p in per]), "eos": mean([p["eos"] for p in per]),
-        "evidence_in_prompt": mean([p["evidence_in_prompt"] for p in ans]),
-    }, per
+        "citation_valid": [p["citation_valid"] for p in per if p["cites"]],
+        "cites_any": [p["cites"] for p in ans],
+        "cites_relevant": [p["cites_relevant"] for p in ans],
+        "refusal_on_unanswerable": [p["refusal"] for p in neg],
+        "false_refusal": [p["refusal"] for p in ans],
+        "f1": [p["f1"] for p in ans], "rouge_l": [p["rouge_l"] for p in ans],
+        "spanish": [p["spanish"] for p in per], "eos": [p["eos"] for p in per],
+        "evidence_in_prompt": [p["evidence_in_prompt"] for p in ans],
+        "em": [p["em"] for p in ans],
+    }
+    summary = {"n": len(per), "n_answerable": len(ans), "n_unanswerable": len(neg),
+               **{m: mean(xs) for m, xs in items.items()}}
+    summary.update({f"{m}_ci": list(bootstrap_ci(xs, seed=0)) for m, xs in items.items()})
+    return summary, per
