@@ -83,6 +83,7 @@ def test_span_rule_matches_extractive_qa_on_the_gold_paragraph(qa):
         read(model, tok, [], [], rank_by="best", **kw)
 
 
+@pytest.mark.fast
 def test_format_answer_citation_parses_back():
     assert format_answer(" 1996 ", 2) == "1996 [2]"
     for n in (1, 3, 12):
@@ -93,6 +94,7 @@ def test_format_answer_citation_parses_back():
     assert format_answer("1816", 4, "(fragmento {n})") == "1816 (fragmento 4)"
 
 
+@pytest.mark.fast
 def test_answer_or_refuse():
     refusal = "No encuentro esa información en los fragmentos."
     pred = {"text": "1816", "score": 4.2, "n": 3, "start": 10}
@@ -102,6 +104,7 @@ def test_answer_or_refuse():
     assert answer_or_refuse({"text": "", "score": None, "n": None, "start": None}, -1e9, refusal) == refusal
 
 
+@pytest.mark.fast
 def test_choose_threshold_separable_and_ties_go_low():
     t, info = choose_threshold([3.0, 4.0, 5.0, 1.0, 2.0], [True, True, True, False, False])
     assert t == 3.0 and info["accuracy"] == 1.0 and info["answer_rate"] == 0.6
@@ -112,6 +115,7 @@ def test_choose_threshold_separable_and_ties_go_low():
     assert t == 2.0 and info["accuracy"] == pytest.approx(2 / 3) and info["accuracies"] == pytest.approx([2 / 3, 1 / 3, 2 / 3, 1 / 3])
 
 
+@pytest.mark.fast
 def test_choose_threshold_edges():
     t, info = choose_threshold([0.5, 2.0], [False, False])  # nothing should be answered
     assert t > 2.0 and info["accuracy"] == 1.0 and info["answer_rate"] == 0.0 and info["false_refusal"] is None
@@ -125,6 +129,7 @@ def test_choose_threshold_edges():
         choose_threshold([], [])
 
 
+@pytest.mark.fast
 def test_choose_threshold_is_optimal_against_brute_force():
     rng = np.random.default_rng(3)
     for _ in range(20):
