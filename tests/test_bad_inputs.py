@@ -156,7 +156,9 @@ def rag_params(tmp: Path, corpus: Path, questions: Path = NEGATIVES, edit: Calla
         b["collections"] = {"bash-w300": b["collections"]["bash-w300"]}
         b["embeddings"] = {"bash-w300-minilm": {"collection": "bash-w300", "embedder": "minilm"}}
         b["embedders"] = {"minilm": b["embedders"]["minilm"]}
-        b["run"].update(collection="bash-w300", embedder="minilm")
+        b["run"].update(collections={"bash": "bash-w300"}, retriever="hybrid", embedder="minilm", similarity="cosine",
+                        alpha=0.5, top_k=3)
+        b["generate"]["systems"] = ["prompted"]
         if edit:
             edit(b)
 
@@ -375,7 +377,7 @@ CASES = [
          ("select: unknown collection 'bash-w999'",), "rag_chunk"),
     Case("rag-generate-top-k-zero", "rag", "generate",
          lambda tmp: rag_params(tmp, NEGATIVES, edit=lambda b: _set(b, "run.top_k", 0)),
-         ("run.top_k: must be > 0",), "rag_generate"),
+         ("run.top_k: must be > 0",), "rag_generate_prompted"),
     Case("rag-embed-unknown-embedder-key", "rag", "embed",
          lambda tmp: (rag_chunks(tmp), rag_params(tmp, NEGATIVES, edit=lambda b: _set(b, "embedders.minilm.key", "minlm")))[1],
          ("embedders.minilm.key", "unknown packaged model 'minlm'"), "rag_embed"),

@@ -50,8 +50,11 @@ TINY_SFT = [
 ]
 TINY_INSTRUCT = [*TINY_SFT, "data.limit=12", "evaluate.generation.max_examples=3"]
 TINY_QGEN = [*TINY_SFT, "data.limit=6", "data.test_inputs=2", "data.wiki.limit=2", "evaluate.few_shot_k=1"]
-TINY_RAG = ["run.top_k=2", "generate.generation.max_new_tokens=12", "data.question_sets.bash_negatives.limit=2",
-            "tracking.mode=disabled"]
+TINY_RAG = ["choose.top_ks=[2]", "generate.generation.max_new_tokens=12", "data.question_sets.bash_negatives.limit=2",
+            "data.question_sets.squad_test.generate_limit=3", "data.question_sets.squad_test_negatives.limit=6",
+            "data.question_sets.squad_test_negatives.generate_limit=2", "data.question_sets.squad_tune_negatives.limit=6",
+            "raft.train_examples=6", "raft.val_examples=2", "raft.k=2", "train.max_steps=2", "train.eval_steps=1",
+            "train.logging_steps=1", "train.batch_size=2", "generate.reader.tune_questions=4", "tracking.mode=disabled"]
 COPY = ["dvc.yaml", "stages", "pipelines", "conf", "requirements-models.txt", "pyproject.toml"]
 
 
@@ -109,7 +112,8 @@ def repo(tmp_path_factory) -> Path:
 
 def _tiny_rag(repo: Path, block: dict) -> dict:
     """rag on a folder corpus (the manual's first 420 lines, in two files) with the questions whose
-    evidence is in it; one collection with MiniLM; no SQuAD (its 1,996 paragraphs take minutes)."""
+    evidence is in it, and a SQuAD-es file of every article's first two paragraphs (tuning set, RAFT
+    examples, test articles: the real article split); one collection per corpus with MiniLM."""
     src = (PROJECT_ROOT / block["data"]["root"]).resolve()
     lines = (src / "bash_manpage_es.txt").read_text(encoding="utf-8").splitlines(keepends=True)[:420]
     corpus = repo.parent / "rag_corpus"
@@ -121,16 +125,20 @@ def _tiny_rag(repo: Path, block: dict) -> dict:
     assert len(qs) >= 4
     (repo.parent / "qs.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in qs[:4]),
                                          encoding="utf-8")
+    squad = json.loads((src / "squad_es_v1.1_dev_small.json").read_text(encoding="utf-8"))
+    for art in squad["data"]:
+        art["paragraphs"] = art["paragraphs"][:2]
+    (repo.parent / "squad_small.json").write_text(json.dumps(squad, ensure_ascii=False), encoding="utf-8")
     data = block["data"]
     data["root"] = str(src)
-    data["corpora"] = {"bash": {"path": str(corpus), "format": "text"}}
+    data["corpora"] = {"bash": {"path": str(corpus), "format": "text"},
+                       "squad_es": {"path": str(repo.parent / "squad_small.json"), "format": "squad"}}
     data["question_sets"]["bash"] = {**data["question_sets"]["bash"], "file": str(repo.parent / "qs.jsonl")}
     data["question_sets"]["bash_negatives"]["root"] = str(PROJECT_ROOT / "pipelines/rag")
-    del data["question_sets"]["squad_es"]
-    block["collections"] = {k: v for k, v in block["collections"].items() if k in ("bash-w300", "bash-struct")}
-    block["embeddings"] = {"bash-w300-minilm": {"collection": "bash-w300", "embedder": "minilm"}}
+    block["collections"] = {k: v for k, v in block["collections"].items() if k in ("bash-w300", "bash-struct", "squad-para")}
+    block["embeddings"] = {"bash-w300-minilm": {"collection": "bash-w300", "embedder": "minilm"},
+                           "squad-para-minilm": {"collection": "squad-para", "embedder": "minilm"}}
     block["embedders"] = {"minilm": block["embedders"]["minilm"]}
-    block["run"].update(collection="bash-w300", embedder="minilm")
     return block
 
 
@@ -155,7 +163,8 @@ def test_tiny_pipeline_runs_end_to_end(repo):
         assert {f"{task}_{s}" for s in ("download", "clean", "split", "tokenize", "finetune", "evaluate",
                                         "baselines", "report")} <= ran
     assert {"rag_download", "rag_clean", "rag_chunk@bash-w300", "rag_chunk@bash-struct", "rag_embed@bash-w300-minilm",
-            "rag_retrieve", "rag_generate", "rag_evaluate", "rag_report", "report_index"} <= ran
+            "rag_retrieve", "rag_choose", "rag_tokenize", "rag_finetune", "rag_generate_raft", "rag_generate_prompted",
+            "rag_generate_reader", "rag_evaluate", "rag_report", "report_index"} <= ran
     index = (repo / "reports/index.html").read_text()
     assert "not run yet" not in index and all(f'href="{t}/index.html"' in index for t in
                                               ("sentiment", "extractive_qa", "instruct", "qgen_es", "rag"))
@@ -164,28 +173,47 @@ def test_tiny_pipeline_runs_end_to_end(repo):
 
 def test_rag_outputs(repo):
     ev = json.loads((repo / "metrics/rag/eval.json").read_text())
-    assert ev["variant"] == "bash-w300|minilm|hybrid-a0.5|cosine|max"
+    ch = json.loads((repo / "data/rag/choice.json").read_text())
+    assert ch["tune_set"] == "squad_tune" and ch["top_k"] == 2 and ch["candidates"]
+    assert set(ev["variant"]) == {"bash", "bash_negatives", "squad_test", "squad_test_negatives"}  # tuning sets not reported
+    assert ev["variant"]["bash"].startswith("bash-w300|") and ev["variant"]["squad_test"].startswith("squad-para|")
     assert ev["retrieval"]["bash"]["n"] == 4 and 0 <= ev["retrieval"]["bash"]["hit@5"] <= 1
-    assert ev["answers"]["bash"]["n"] == 4 and ev["answers"]["bash_negatives"]["n_unanswerable"] == 2
+    for system in ("raft", "prompted", "reader"):
+        a = ev["answers"][system]
+        assert a["bash"]["n"] == 4 and a["bash_negatives"]["n_unanswerable"] == 2 and a["squad_test"]["n"] == 3
+        assert a["squad_test_negatives"]["n_unanswerable"] == 2 and len(a["bash"]["f1_ci"]) == 2
+    assert ev["answers"]["reader"]["squad_test"]["citation_valid"] in (None, 1.0)  # valid by construction
     grid = json.loads((repo / "metrics/rag/retrieval.json").read_text())
     kinds = {(r["collection"], r["retriever"], r["similarity"], r["pooling"]) for r in grid if r["question_set"] == "bash"}
     assert ("bash-struct", "bm25", "-", "-") in kinds  # BM25 on every collection, dense where embedded
     assert {("bash-w300", "dense", s, p) for s in ("cosine", "euclidean", "dot") for p in ("max", "mean", "first")} <= kinds
-    answers = _jsonl(repo / "data/rag/answers/bash.jsonl")
+    answers = _jsonl(repo / "data/rag/answers/raft/bash.jsonl")
     assert all(len(a["chunk_ids"]) == 2 for a in answers)
+    neg = _jsonl(repo / "data/rag/answers/raft/squad_test_negatives.jsonl")
+    chunks = _jsonl(repo / "data/rag/chunks/squad-para.jsonl")
+    qs = {q["id"]: q for q in _jsonl(repo / "data/rag/clean/questions/squad_test_negatives.jsonl")}
+    for a in neg:  # asked without their own article: none of its paragraphs is given
+        assert all(chunks[i]["doc"].rsplit("#", 1)[0] != qs[a["id"]]["exclude_title"] for i in a["chunk_ids"])
+    examples = _jsonl(repo / "data/rag/raft_examples.jsonl")
+    assert {e["split"] for e in examples} == {"train", "val"}
     meta = json.loads((repo / "data/rag/embeddings/bash-w300-minilm/meta.json").read_text())
     assert meta["windows"] > meta["chunks"] and meta["truncated_chunks"] > 0  # 300-word chunks need > 1 window
     html = (repo / "reports/rag/index.html").read_text()
-    assert "Retrieval: bash" in html and "data:image/png;base64," in html and "chunks given" in html
+    assert "Choice on the tuning set" in html and "data:image/png;base64," in html and "chunks given" in html
 
 
-def test_rag_similarity_and_top_k_do_not_reembed(repo):
-    _set_param(repo, "rag.retrieve.similarities", ["cosine"])
+def test_rag_retrieval_knobs_do_not_reembed_or_retrain(repo):
+    _set_param(repo, "rag.retrieve.hybrid.alphas", [0.5, 0.7])
     _set_param(repo, "rag.run.top_k", 3)
     ran = _ran(_dvc(repo, "repro"))
-    assert {"rag_retrieve", "rag_generate", "rag_evaluate"} <= ran
-    assert ran <= {"rag_retrieve", "rag_generate", "rag_evaluate", "rag_report", "report_index"}, ran
-    assert all(len(a["chunk_ids"]) == 3 for a in _jsonl(repo / "data/rag/answers/bash.jsonl"))
+    answering = {"rag_generate_raft", "rag_generate_prompted", "rag_generate_reader"}
+    assert {"rag_retrieve", "rag_choose", "rag_evaluate"} | answering <= ran
+    assert ran <= {"rag_retrieve", "rag_choose", "rag_evaluate", "rag_report", "report_index"} | answering, ran
+    assert all(len(a["chunk_ids"]) == 3 for a in _jsonl(repo / "data/rag/answers/raft/bash.jsonl"))
+    # a generator-training knob re-trains and re-answers, but embeds and retrieves nothing again
+    _set_param(repo, "rag.train.learning_rate", 5.0e-4)
+    ran = _ran(_dvc(repo, "repro"))
+    assert "rag_finetune" in ran and not {s for s in ran if s.startswith(("rag_embed", "rag_retrieve", "rag_chunk"))}, ran
 
 
 def test_sft_tasks_outputs(repo):
@@ -304,7 +332,7 @@ def test_same_seed_identical_metrics(repo):
     # not the baselines: the generative ones decode with the same code as the evaluate stages, and
     # re-running them all cost ~1 min of the suite
     stages = [f"{t}_{s}" for t in tasks for s in ("finetune", "evaluate")]
-    stages += ["rag_embed@bash-w300-minilm", "rag_retrieve", "rag_generate", "rag_evaluate"]
+    stages += ["rag_embed@bash-w300-minilm", "rag_retrieve", "rag_choose", "rag_generate_prompted", "rag_evaluate"]
     ran = _ran(_dvc(repo, "repro", "-f", "-s", *stages))
     assert ran == set(stages), ran
     for p, content in before.items():

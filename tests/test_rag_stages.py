@@ -22,7 +22,10 @@ def _params(tmp_path: Path, corpus: Path, edit=None) -> Path:
     b["collections"] = {"bash-w300": b["collections"]["bash-w300"]}
     b["embeddings"] = {"bash-w300-minilm": {"collection": "bash-w300", "embedder": "minilm"}}
     b["embedders"] = {"minilm": b["embedders"]["minilm"]}
-    b["run"].update(collection="bash-w300", embedder="minilm")
+    # no tuning set here: every run.* field pinned, the prompted generator answers
+    b["run"].update(collections={"bash": "bash-w300"}, retriever="hybrid", embedder="minilm", similarity="cosine",
+                    alpha=0.5, top_k=3)
+    b["generate"]["systems"] = ["prompted"]
     if edit:
         edit(b)
     path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
@@ -43,11 +46,11 @@ def test_top_k_beyond_the_corpus_is_clamped(tmp_path):
         b["generate"]["generation"]["max_new_tokens"] = 4
 
     params = _params(tmp_path, corpus, small)
-    for stage in ("download", "clean", "chunk", "embed", "retrieve"):
+    for stage in ("download", "clean", "chunk", "embed", "retrieve", "choose"):
         run_stage(stage, params, "rag", check=True)
     chunks = (tmp_path / "data/rag/chunks/bash-w300.jsonl").read_text().splitlines()
     assert len(chunks) == 2
     proc = run_stage("generate", params, "rag", check=True)
-    assert "run.top_k=5 > 2 chunks" in proc.stderr
-    answers = [json.loads(l) for l in (tmp_path / "data/rag/answers/neg.jsonl").read_text().splitlines()]
+    assert "top-k 5 > 2 chunks" in proc.stderr
+    answers = [json.loads(l) for l in (tmp_path / "data/rag/answers/prompted/neg.jsonl").read_text().splitlines()]
     assert len(answers) == 2 and all(sorted(a["chunk_ids"]) == [0, 1] for a in answers)

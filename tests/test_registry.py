@@ -277,7 +277,9 @@ def test_metrics_name_keys_the_committed_files_hold(task):
 def test_modules_imported_by_name():
     assert TASKS["qgen_es"].stage_modules("download") == ["pipelines.qgen_es.spec", "pipelines.qgen_es.config",
                                                           "pipelines.qgen_es.data"]
-    assert TASKS["rag"].stage_modules("finetune") == ["pipelines.rag.spec", "pipelines.rag.config"]
+    assert TASKS["rag"].stage_modules("finetune") == ["pipelines.rag.spec", "pipelines.rag.config", "pipelines.rag.raft"]
+    assert TASKS["rag"].stage_modules("evaluate") == ["pipelines.rag.spec", "pipelines.rag.config",
+                                                      "pipelines.rag.evaluation"]
     assert registry.spec_modules() == [f"pipelines.{t}.spec" for t in TASKS]
 
 

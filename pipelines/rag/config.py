@@ -3,8 +3,9 @@
 Vocabulary: a *corpus* is cleaned text (a file or folder, or SQuAD paragraphs); a *collection*
 is a corpus cut by one chunking; an *embedding* is a collection encoded by one embedder (a DVC
 output of its own, so it is computed once per (corpus, chunking, embedder)). The retrieve stage
-scores every embedding with every similarity plus BM25 and the hybrid; `run` picks the one
-variant whose top-k chunks the generator answers from (the experiment's headline metrics).
+scores every embedding with every similarity plus BM25 and the hybrid; the choose stage picks the
+headline retriever (and top-k) on the *tuning* question set only; `run` can pin any of its fields.
+The generator is fine-tuned on cited answers (RAFT: `raft`, `prompt`, `sft`, `peft`, `train`).
 """
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from pipelines.core.schema import (
-    PROMPT_FORMATS,
     GenerationConfig,
+    LauncherConfig,
     ModelConfig,
     PathsConfig,
+    PeftConfig,
+    PromptConfig,
     RuntimeConfig,
+    SftConfig,
     TaskInfo,
     TrackingConfig,
+    TrainConfig,
     bounded,
     choice,
     choices,
@@ -44,6 +49,13 @@ class QuestionSetSpec:
     format: str = choice("jsonl", "jsonl", "squad")
     limit: Optional[int] = bounded(None, ge=1)  # seeded sample
     generate: bool = True  # answer these questions with the generator (retrieval is always scored)
+    generate_limit: Optional[int] = bounded(None, ge=1)  # seeded sample of the questions answered (CPU budget)
+    # format=squad: the questions of these articles of data.squad_split (extractive_qa's article split)
+    split: str = choice("all", "all", "train", "val", "test")
+    # format=squad: ask each question with its own article removed from the corpus -> unanswerable
+    without_own_article: bool = False
+    # tune: used to choose the headline retriever (choose stage) and never reported as a result
+    role: str = choice("test", "test", "tune")
 
 
 @dataclass
@@ -52,6 +64,9 @@ class RagDataConfig:
     root: str = "../shared/data"
     corpora: Dict[str, CorpusSpec] = field(default_factory=dict)
     question_sets: Dict[str, QuestionSetSpec] = field(default_factory=dict)
+    # titles per split of the SQuAD-es articles: extractive_qa's split, so the tuning/training articles
+    # here are extractive_qa's training articles and its reader never saw the test ones
+    squad_split: str = "data/extractive_qa/split_stats.json"
 
 
 @dataclass
@@ -71,6 +86,13 @@ class CollectionConfig:
     overlap: int = bounded(100, ge=0)  # < size; words shared by consecutive windows
     # retrieval reads "<section>: <chunk>" (BM25 and embeddings); answers and relevance use the chunk
     prefix_section: bool = False
+
+
+@dataclass
+class EmbedderConfig(ModelConfig):
+    # E5 was trained with "query: " / "passage: " prefixes; every window of a chunk gets the passage prefix
+    query_prefix: str = ""
+    passage_prefix: str = ""
 
 
 @dataclass
@@ -120,40 +142,82 @@ class RetrieveConfig:
 
 
 @dataclass
-class RunConfig:
-    """The headline variant: eval.json's retrieval metrics and the chunks given to the generator."""
-    collection: str = "bash-w500"
-    embedder: str = "mpnet"
-    similarity: str = choice("cosine", *SIMILARITIES)
-    retriever: str = choice("hybrid", "dense", "bm25", "hybrid")
-    alpha: float = bounded(0.5, ge=0.0, le=1.0)  # hybrid: weight of the dense score (one of retrieve.hybrid.alphas)
-    top_k: int = bounded(3, gt=0)  # chunks in the generator's prompt (the study: 7 / 10 / 20 with larger models)
+class ChooseConfig:
+    """How the headline retriever is chosen: on `tune_set` only (never a reported set)."""
+    tune_set: str = "squad_tune"
+    metric: str = "hit@5"  # ties: mrr@10
+    # top-k: the smallest of `top_ks` whose tuning hit@k reaches `min_hit` (else the largest)
+    top_ks: List[int] = bounded(factory=lambda: [3, 4, 5], ge=1)
+    min_hit: float = bounded(0.9, ge=0.0, le=1.0)
 
 
 @dataclass
-class RagPromptConfig:
-    format: str = choice("chat", *PROMPT_FORMATS)  # chat: the generator's chat template
+class RunConfig:
+    """The headline variant: eval.json's retrieval metrics and the chunks given to the generator.
+    null = the choose stage's pick on the tuning set; a value pins that field (sweeps)."""
+    # the chunking per corpus: fixed by config (there is no tuning set of bash questions to choose it on)
+    collections: Dict[str, str] = field(default_factory=lambda: {"bash": "bash-w300", "squad_es": "squad-para"})
+    embedder: Optional[str] = None
+    similarity: Optional[str] = choice(None, *SIMILARITIES)
+    retriever: Optional[str] = choice(None, "dense", "bm25", "hybrid")
+    alpha: Optional[float] = bounded(None, ge=0.0, le=1.0)  # hybrid: weight of the dense score (one of retrieve.hybrid.alphas)
+    top_k: Optional[int] = bounded(None, gt=0)  # chunks in the generator's prompt
+
+
+@dataclass
+class RagPromptConfig(PromptConfig):
+    """One prompt for training (RAFT examples) and inference: numbered chunks, the question, rules."""
     system_prompt: str = (
-        "Eres un asistente que responde preguntas sobre el manual de Bash. Responde solo con la información "
-        "de los fragmentos numerados y cita los fragmentos que uses con su número entre corchetes, por ejemplo [2]. "
-        "Si la respuesta no está en los fragmentos, responde exactamente: "
+        "Responde solo con la información de los fragmentos numerados y cita el fragmento que uses con su "
+        "número entre corchetes, por ejemplo [2]. Si la respuesta no está en los fragmentos, responde exactamente: "
         "\"No encuentro esa información en los fragmentos.\"")
     user_template: str = "Fragmentos:\n{context}\n\nPregunta: {question}"
     chunk_template: str = "[{n}] ({section}) {text}"
+    citation: str = "[{n}]"  # how an answer cites chunk n (answers are checked for "[n]")
+    answer_template: str = "{answer} {citation}."  # the training target of an answerable question
     refusal: str = "No encuentro esa información en los fragmentos"
-    max_chunk_words: int = bounded(160, ge=0)  # each chunk cut to this many words in the prompt (CPU budget); 0 = whole
+    # each chunk is shown as its `snippet_words`-word window that shares most words with the question
+    # (0 = the chunk's first max_chunk_words words): a 300-word manual chunk fits a small model's budget
+    snippet_words: int = bounded(50, ge=0)
+    max_chunk_words: int = bounded(160, ge=0)  # snippet_words = 0: each chunk cut to this many words; 0 = whole
+
+
+@dataclass
+class RaftConfig:
+    """Retrieval-augmented fine-tuning examples (pipelines/rag/raft.py) from SQuAD-es training articles."""
+    corpus: str = "squad_es"
+    collection: str = "squad-para"
+    # distractors: the BM25 ranking (retrieve.bm25) over the training articles' paragraphs, computed in the
+    # tokenize stage itself, so that the retrieval knobs (alpha, top-k, embedders) never re-train the generator
+    k: int = bounded(3, ge=2)  # chunks per example prompt
+    no_gold_share: float = bounded(0.3, ge=0.0, lt=1.0)  # share of examples with the gold removed -> refusal
+    train_examples: int = bounded(200, ge=1)
+    val_examples: int = bounded(24, ge=1)
+
+
+@dataclass
+class ReaderConfig:
+    """The extractive reader baseline: extractive_qa's fine-tuned model (a DVC dep) reads the chunks."""
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(key="me5-small"))  # its base (extractive_qa.model)
+    final: str = "models/extractive_qa/final"
+    max_length: int = bounded(256, ge=16)  # extractive_qa's features
+    doc_stride: int = bounded(64, ge=0)
+    max_answer_length: int = bounded(30, ge=1)
+    batch_size: int = bounded(32, ge=1)
+    # which chunk's span answers: null = the chunk whose no-answer (CLS) score is lowest (picked the
+    # gold chunk 0.84 of the time on 100 val-article questions; span logits 0.62: they sit at 3-4.5 anywhere)
+    rank_by: str = choice("null", "null", "span", "span_minus_null")
+    # the refusal threshold on that score: chosen on this many questions of each tuning set
+    tune_questions: int = bounded(100, ge=1)
 
 
 @dataclass
 class RagGenerateConfig:
-    prompt: RagPromptConfig = field(default_factory=RagPromptConfig)
-    # 48 answers x 64 tokens from ~1,150-token prompts: ~4 min with SmolLM2 on 2 cores
-    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=64, batch_size=4))
-
-
-@dataclass
-class RagTrainConfig:
-    dry_run: bool = False  # print the plan (corpora, grid, models) without loading weights
+    # answers: raft (the fine-tuned generator), prompted (the same base model, not fine-tuned),
+    # reader (the fine-tuned extractive_qa model reading the chunks); one DVC stage each
+    systems: List[str] = choices(lambda: ["raft", "prompted", "reader"], "raft", "prompted", "reader")
+    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=40, batch_size=8))
+    reader: ReaderConfig = field(default_factory=ReaderConfig)
 
 
 @dataclass
@@ -163,16 +227,25 @@ class RagConfig:
     data: RagDataConfig = field(default_factory=RagDataConfig)
     clean: CleanConfig = field(default_factory=CleanConfig)
     collections: Dict[str, CollectionConfig] = field(default_factory=dict)
-    embedders: Dict[str, ModelConfig] = field(default_factory=dict)
+    embedders: Dict[str, EmbedderConfig] = field(default_factory=dict)
     # which (collection, embedder) pairs get embedded (one DVC stage each, named by the key)
     embeddings: Dict[str, EmbeddingSpec] = field(default_factory=dict)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    choose: ChooseConfig = field(default_factory=ChooseConfig)
     model: ModelConfig = field(default_factory=lambda: ModelConfig(key="smollm2-135m"))  # the generator
+    prompt: RagPromptConfig = field(default_factory=RagPromptConfig)
+    raft: RaftConfig = field(default_factory=RaftConfig)
+    sft: SftConfig = field(default_factory=lambda: SftConfig(max_length=768))
+    peft: PeftConfig = field(default_factory=lambda: PeftConfig(targets="qkvo", r=16, lora_alpha=32))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        metric_for_best="eval_loss", epochs=1.0, max_steps=-1, learning_rate=1e-3, batch_size=4, eval_batch_size=8,
+        warmup_ratio=0.05, eval_strategy="steps", eval_steps=30, weight_decay=0.0, logging_steps=5,
+        early_stopping_patience=2, bf16=True))
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
     generate: RagGenerateConfig = field(default_factory=RagGenerateConfig)
     evaluate: Dict[str, int] = bounded(factory=lambda: {"n_examples": 5}, ge=0)
-    train: RagTrainConfig = field(default_factory=RagTrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     # restricts a fan-out stage (chunk: a collection, embed: an embedding) to one named item;

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from pipelines.core.errors import PipelineError
-from pipelines.core.squad import read_squad
+from pipelines.core.squad import clean_title, read_squad
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".text")
 _WS = re.compile(r"\s+")
@@ -141,7 +141,9 @@ def squad_documents(path: Path) -> tuple[list[dict], list[dict]]:
     relevant document is their paragraph; `is_impossible` ones are unanswerable, with none)."""
     docs, questions = [], []
     for _, p, art, par in read_squad(path).paragraphs():
-        title = art["title"]  # as in the file: it prefixes the chunks ("<title>: <paragraph>")
+        # "Nikola _ Tesla" -> "Nikola Tesla" (as extractive_qa names articles): it prefixes the chunks
+        # ("<title>: <paragraph>") and is the section a prompt shows
+        title = clean_title(art["title"], drop_language_note=False)
         name = f"{title}#{p}"
         text = normalize(par["context"])
         docs.append({"doc": name, "text": text, "paragraphs": [{"start": 0, "end": len(text), "section": title}],
@@ -149,7 +151,8 @@ def squad_documents(path: Path) -> tuple[list[dict], list[dict]]:
         for q in par["qas"]:
             answers = [x["text"] for x in q["answers"] if x["text"]]
             answerable = not q["is_impossible"]
-            questions.append({"id": q["id"], "question": q["question"], "relevant_docs": [name] if answerable else [],
+            questions.append({"id": q["id"], "question": q["question"], "title": title,
+                              "relevant_docs": [name] if answerable else [],
                               "evidence": [], "answer": answers[0] if answers and answerable else "",
                               "answerable": answerable})
     return docs, questions

@@ -5,6 +5,10 @@ A sentence-transformers encoder reads at most `max_seq_length` wordpieces (MiniL
 chunk is cut into overlapping token windows (the tokenizer's own overflow/stride) and each
 window is embedded; retrieval then scores a chunk by its best window ("max") or by the mean
 of its windows ("mean"), and "first" reproduces plain truncation.
+
+E5-style encoders were trained with a text prefix ("query: " / "passage: "): queries get
+`query_prefix` in front, and *every* window of a chunk starts with `passage_prefix` (its token
+ids go right after the leading special token, inside max_tokens), not only the first one.
 """
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ class Encoder:
         from transformers import AutoModel, AutoTokenizer
 
         kw = load_kwargs(model_cfg, where)
+        self.query_prefix = str(model_cfg.get("query_prefix") or "")
+        self.passage_prefix = str(model_cfg.get("passage_prefix") or "")
         self.tok = AutoTokenizer.from_pretrained(path, **kw)
         self.model = AutoModel.from_pretrained(path, **kw).eval()
         self.max_tokens = max_tokens or self._native_max(path)
@@ -42,17 +48,23 @@ class Encoder:
         """One normalised vector per text (truncated to max_tokens): queries."""
         if not texts:
             return np.zeros((0, self.model.config.hidden_size), dtype=np.float32)
-        enc = self.tok(list(texts), truncation=True, max_length=self.max_tokens)
+        enc = self.tok([self.query_prefix + t for t in texts], truncation=True, max_length=self.max_tokens)
         return self._embed_ids(enc["input_ids"], batch_size)
 
     def encode_windows(self, texts: Sequence[str], stride: int, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
         """(window vectors, owner index): every text cut into windows of max_tokens overlapping by `stride`."""
-        if not 0 <= stride < self.max_tokens - 2:
-            raise PipelineError(f"embed.window_stride: must be >= 0 and < max tokens - 2 ({self.max_tokens - 2}); got {stride}")
-        enc = self.tok(list(texts), truncation=True, max_length=self.max_tokens, stride=stride,
+        prefix = self.tok(self.passage_prefix, add_special_tokens=False)["input_ids"] if self.passage_prefix else []
+        room = self.max_tokens - len(prefix)
+        if not 0 <= stride < room - 2:
+            raise PipelineError(f"embed.window_stride: must be >= 0 and < max tokens - 2 - prefix tokens "
+                                f"({room - 2}); got {stride}")
+        enc = self.tok(list(texts), truncation=True, max_length=room, stride=stride,
                        return_overflowing_tokens=True)
         owner = np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64)
-        return self._embed_ids(enc["input_ids"], batch_size), owner
+        special = set(self.tok.all_special_ids)
+        ids = [w[:1] + prefix + w[1:] if w and w[0] in special else prefix + w for w in enc["input_ids"]] \
+            if prefix else enc["input_ids"]
+        return self._embed_ids(ids, batch_size), owner
 
     def _embed_ids(self, ids: list[list[int]], batch_size: int) -> np.ndarray:
         torch = self.torch

@@ -1,8 +1,12 @@
 """evaluate stage of the rag task: retrieval metrics of every variant, answer metrics of the run.
 
-metrics/rag/eval.json        headline: the run's variant on every question set + its answers
+metrics/rag/eval.json        headline: the chosen retriever on every reported question set, the answers
+                             of every system (raft, prompted, reader) with 95% bootstrap intervals,
+                             and what was chosen on which tuning set
 metrics/rag/retrieval.json   every variant x question set (the report's comparison table)
-metrics/rag/answers/<set>.jsonl   per answer: citations, refusal, F1, language
+metrics/rag/answers/<system>/<set>.jsonl   per answer: citations, refusal, F1, language
+
+Tuning sets (role: tune) are scored in retrieval.json only: the headline was chosen on them.
 """
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ from pipelines.core.errors import PipelineError
 from pipelines.core.io import read_jsonl, write_json, write_jsonl
 from pipelines.core.paths import TaskPaths
 
+from .answer import SYSTEMS
 from .answer_checks import answer_metrics
+from .choose import read_choice
 from .index import headline_variant, load_rankings, read_variants
 from .metrics import judge, ranking_metrics
 
@@ -24,14 +30,15 @@ from .metrics import judge, ranking_metrics
 def evaluate(cfg: DictConfig, run=None) -> None:
     paths = TaskPaths(cfg)
     variants = read_variants(paths)
-    head = headline_variant(cfg)
+    choice = read_choice(paths)
     ks = sorted(set(cfg.retrieve.ks))
     if max(ks) > cfg.retrieve.keep:
         raise PipelineError(f"retrieve.ks: {max(ks)} > retrieve.keep ({cfg.retrieve.keep})")
     grid: list[dict] = []
-    headline: dict = {"variant": head, "retrieval": {}, "answers": {}}
+    headline: dict = {"variant": {}, "retrieval": {}, "answers": {}}
     judgements: dict[str, dict[str, dict]] = {}
     for qs, spec in cfg.data.question_sets.items():
+        head = headline_variant(cfg, spec.corpus, choice)
         rows = read_jsonl(paths.data / "clean" / "questions" / f"{qs}.jsonl")
         ranked = load_rankings(paths, qs)
         chunk_cache: dict[str, list[dict]] = {}
@@ -43,17 +50,24 @@ def evaluate(cfg: DictConfig, run=None) -> None:
                 judgements[f"{qs}|{col}"] = {j["id"]: j for j in judge(rows, chunk_cache[col], cfg.clean.collapse_dots)}
             js = [judgements[f"{qs}|{col}"][r["id"]] for r in rows]
             m = ranking_metrics(ids, js, ks)
-            grid.append({"question_set": qs, "variant": name, **v, **m})
-            if name == head:
+            grid.append({"question_set": qs, "role": spec.role, "variant": name, **v, **m})
+            if name == head and spec.role == "test":
                 headline["retrieval"][qs] = m
-        if spec.generate and (paths.data / "answers" / f"{qs}.jsonl").exists():
-            answers = read_jsonl(paths.data / "answers" / f"{qs}.jsonl")
-            col = cfg.run.collection
+                headline["variant"][qs] = head
+        if spec.role != "test":
+            continue
+        for system in SYSTEMS:
+            f = paths.data / "answers" / system / f"{qs}.jsonl"
+            if system not in cfg.generate.systems or not spec.generate or not f.exists():
+                continue
+            answers = read_jsonl(f)
+            col = head.split("|", 1)[0]
             rel = {i: set(j["relevant"]) for i, j in judgements.get(f"{qs}|{col}", {}).items()}
-            summary, per = answer_metrics(answers, rel, cfg.generate.prompt.refusal)
-            headline["answers"][qs] = summary
-            write_jsonl(paths.metrics / "answers" / f"{qs}.jsonl", per)
-    headline["best"] = _best(grid)
+            summary, per = answer_metrics(answers, rel, cfg.prompt.refusal)
+            headline["answers"].setdefault(system, {})[qs] = summary
+            write_jsonl(paths.metrics / "answers" / system / f"{qs}.jsonl", per)
+    headline["best"] = _best([g for g in grid if g["role"] == "test"])
+    headline["choice"] = {k: v for k, v in choice.items() if k not in ("candidates", "alpha_curve")}
     headline["run"] = {k: cfg.run[k] for k in cfg.run}
     headline["generator"] = cfg.model.key
     write_json(paths.metrics / "retrieval.json", grid)
@@ -62,13 +76,14 @@ def evaluate(cfg: DictConfig, run=None) -> None:
     for qs, m in headline["retrieval"].items():
         if not m.get("n"):
             continue
-        print(f"[rag:evaluate] {qs}: {head}: hit@5 {m.get('hit@5', 0):.3f} mrr@10 {m.get('mrr@10', 0):.3f}",
-              file=sys.stderr)
+        print(f"[rag:evaluate] {qs}: {headline['variant'][qs]}: hit@5 {m.get('hit@5', 0):.3f} "
+              f"mrr@10 {m.get('mrr@10', 0):.3f}", file=sys.stderr)
 
 
 def _track(run, headline: dict, grid: list[dict]) -> None:
     flat = {f"{qs}/{k}": v for qs, m in headline["retrieval"].items() for k, v in m.items()}
-    flat.update({f"answers/{qs}/{k}": v for qs, m in headline["answers"].items() for k, v in m.items() if v is not None})
+    flat.update({f"answers/{sy}/{qs}/{k}": v for sy, sets in headline["answers"].items() for qs, m in sets.items()
+                 for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     run.log(flat)
     if grid and run.records:  # the whole comparison as one W&B table
         import wandb

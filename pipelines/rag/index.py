@@ -157,8 +157,13 @@ def retrieve(cfg: DictConfig, run=None) -> None:
             rows = read_jsonl(paths.data / "clean" / "questions" / f"{qs}.jsonl")
             out = rankings.setdefault(qs, {})
             lexical = R.bm25_scores(texts, [r["question"] for r in rows], rc.bm25)
+            hide = excluded(rows, chunks)
+
+            def top(scores: np.ndarray) -> np.ndarray:
+                return R.top_k(scores if hide is None else np.where(hide, -np.inf, scores), rc.keep)[0]
+
             name = variant_name(col_name, "bm25")
-            out[name] = R.top_k(lexical, rc.keep)[0]
+            out[name] = top(lexical)
             variants[name] = {"collection": col_name, "retriever": "bm25", "embedder": "-", "similarity": "-", "pooling": "-"}
             for emb_name, spec in available.items():
                 if spec.collection != col_name:
@@ -172,7 +177,7 @@ def retrieve(cfg: DictConfig, run=None) -> None:
                     for pool in dict.fromkeys([*rc.poolings, rc.pooling]):
                         dense = R.dense_scores(q, windows, owner, len(chunks), sim, pool)
                         name = variant_name(col_name, "dense", spec.embedder, sim, pool)
-                        out[name] = R.top_k(dense, rc.keep)[0]
+                        out[name] = top(dense)
                         variants[name] = {"collection": col_name, "retriever": "dense", "embedder": spec.embedder,
                                           "similarity": sim, "pooling": pool}
                         if pool != rc.pooling:
@@ -180,7 +185,7 @@ def retrieve(cfg: DictConfig, run=None) -> None:
                         for alpha in (rc.hybrid.alphas if rc.hybrid.method == "linear" else [None]):
                             fused = R.hybrid_scores(dense, lexical, rc.hybrid.method, alpha, rc.hybrid.rrf_k)
                             name = variant_name(col_name, hybrid_label(rc.hybrid.method, alpha), spec.embedder, sim, pool)
-                            out[name] = R.top_k(fused, rc.keep)[0]
+                            out[name] = top(fused)
                             variants[name] = {"collection": col_name, "retriever": "hybrid", "embedder": spec.embedder,
                                               "similarity": sim, "pooling": pool, "alpha": alpha}
     with atomic_path(paths.data / "retrieval") as out_dir:
@@ -192,6 +197,16 @@ def retrieve(cfg: DictConfig, run=None) -> None:
           file=sys.stderr)
 
 
+def excluded(rows: list[dict], chunks: list[dict]) -> np.ndarray | None:
+    """[n_questions, n_chunks] True where a chunk belongs to the question's `exclude_title` article
+    (SQuAD documents are "<title>#<paragraph>"): those questions are asked without their article."""
+    if not any(r.get("exclude_title") for r in rows):
+        return None
+    titles = np.array([c["doc"].rsplit("#", 1)[0] for c in chunks], dtype=object)
+    return np.stack([titles == r["exclude_title"] if r.get("exclude_title") else np.zeros(len(chunks), bool)
+                     for r in rows])
+
+
 def load_rankings(paths: TaskPaths, qs: str) -> dict[str, np.ndarray]:
     f = paths.data / "retrieval" / f"{qs}.npz"
     if not f.exists():
@@ -200,24 +215,21 @@ def load_rankings(paths: TaskPaths, qs: str) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def headline_variant(cfg: DictConfig) -> str:
-    run = cfg.run
-    if run.collection not in cfg.collections:
-        raise PipelineError(f"run.collection: unknown collection {run.collection!r}; known: {', '.join(cfg.collections)}")
-    if run.retriever == "bm25":
-        return variant_name(run.collection, "bm25")
-    if run.retriever not in ("dense", "hybrid"):
-        raise PipelineError(f"run.retriever: {run.retriever!r} is not one of dense, bm25, hybrid")
-    if not any(s.collection == run.collection and s.embedder == run.embedder for s in cfg.embeddings.values()):
-        raise PipelineError(f"run: no embedding of collection {run.collection!r} with embedder {run.embedder!r} "
-                            f"in `embeddings`")
-    retriever = run.retriever
+def headline_variant(cfg: DictConfig, corpus: str, choice: dict) -> str:
+    """The variant whose chunks corpus' questions are answered from: the choose stage's pick
+    (retriever, embedder, similarity, pooling, alpha) on this corpus' collection."""
+    from .choose import collection_for
+
+    col = collection_for(cfg, corpus)
+    if choice["retriever"] == "bm25":
+        return variant_name(col, "bm25")
+    if not any(s.collection == col and s.embedder == choice["embedder"] for s in cfg.embeddings.values()):
+        raise PipelineError(f"embeddings: no embedding of collection {col!r} with the chosen embedder "
+                            f"{choice['embedder']!r}; add one (or pin run.embedder)")
+    retriever = choice["retriever"]
     if retriever == "hybrid":
-        h = cfg.retrieve.hybrid
-        if h.method == "linear" and run.alpha not in h.alphas:
-            raise PipelineError(f"run.alpha: {run.alpha} is not one of retrieve.hybrid.alphas {list(h.alphas)}")
-        retriever = hybrid_label(h.method, run.alpha)
-    return variant_name(run.collection, retriever, run.embedder, run.similarity, cfg.retrieve.pooling)
+        retriever = hybrid_label(cfg.retrieve.hybrid.method, choice["alpha"])
+    return variant_name(col, retriever, choice["embedder"], choice["similarity"], choice["pooling"])
 
 
 def read_variants(paths: TaskPaths) -> dict:

@@ -93,6 +93,8 @@ def clean(cfg: DictConfig, run=None) -> None:
             else:
                 raise PipelineError(f"data.corpora.{name}.format: {spec.format!r} is not one of text, squad")
             write_jsonl(out / "corpora" / f"{name}.jsonl", docs)
+            if spec.format == "squad":  # every question with its article title (RAFT training examples)
+                write_jsonl(out / "squad_questions" / f"{name}.jsonl", squad_questions[name])
             corpus_docs[name] = docs
             stats["corpora"][name] = {"documents": len(docs), "words": sum(len(d["text"].split()) for d in docs),
                                       "paragraphs": sum(len(d["paragraphs"]) for d in docs),
@@ -102,7 +104,15 @@ def clean(cfg: DictConfig, run=None) -> None:
                 if qs.corpus not in squad_questions:
                     raise PipelineError(f"data.question_sets.{name}: format squad needs a squad corpus")
                 rows = squad_questions[qs.corpus]
+                if qs.split != "all":
+                    titles = split_titles(cfg)[qs.split]
+                    rows = [r for r in rows if article_title(r["title"]) in titles]
+                if qs.without_own_article:  # asked against the corpus minus its own article: unanswerable
+                    rows = [{**r, "id": f"{r['id']}#without-article", "answerable": False, "relevant_docs": [],
+                             "answer": "", "exclude_title": r["title"]} for r in rows]
             else:
+                if qs.split != "all" or qs.without_own_article:
+                    raise PipelineError(f"data.question_sets.{name}: split/without_own_article need format squad")
                 entry = manifest["question_sets"].get(name)
                 if entry is None:
                     raise PipelineError(f"{raw}: question set {name!r} missing; re-run the download stage")
@@ -118,6 +128,28 @@ def clean(cfg: DictConfig, run=None) -> None:
                                            "answerable": sum(bool(r["answerable"]) for r in rows)}
         write_json(out / "stats.json", stats)
     print(f"[rag:clean] {stats}", file=sys.stderr)
+
+
+def article_title(title: str) -> str:
+    """A SQuAD-es title as extractive_qa's split names it ("Nikola _ Tesla" -> "Nikola Tesla")."""
+    from pipelines.core.squad import clean_title
+
+    return clean_title(title, drop_language_note=False)
+
+
+def split_titles(cfg: DictConfig) -> dict[str, set[str]]:
+    """SQuAD-es article titles per split (train/val/test) as extractive_qa split them."""
+    # a pipeline output (a DVC dep): this run's own, else the project's (a Hydra run dir reuses it)
+    path = Path(cfg.paths.root) / cfg.data.squad_split
+    if not path.is_file() and not Path(cfg.data.squad_split).is_absolute():
+        path = project_relative(cfg.data.squad_split)
+    if not path.is_file():
+        raise PipelineError(f"{path}: not found (data.squad_split; run `dvc repro extractive_qa_split`)")
+    stats = read_json(path)
+    try:
+        return {name: set(stats[name]["titles"]) for name in ("train", "val", "test")}
+    except (KeyError, TypeError):
+        raise PipelineError(f"{path}: not a split_stats.json with train/val/test titles (data.squad_split)") from None
 
 
 def selected(cfg: DictConfig, items: dict, what: str) -> list[str]:
