@@ -135,12 +135,12 @@ def test_materialised_qwen_loads_and_decodes_deterministically():
     path = base_model(KEY)
     assert "Apache License, Version 2.0" in (path / "NOTICE").read_text()
     config = json.loads((path / "config.json").read_text())
-    assert config["model_type"] == "qwen2" and config["dtype"] == "bfloat16"
+    assert config["model_type"] == "qwen2" and config["dtype"] == "float32"
 
     cfg = compose("instruct", [f"model={KEY}", "paths.base_models=" + str(path.parent)])
     assert cfg.model.key == KEY and cfg.model.dtype == "float32"
     model, tok = causal_lm.load_causal_lm(cfg.model, cfg.paths.base_models)
-    assert next(model.parameters()).dtype == torch.float32  # stored bf16, loaded in model.dtype
+    assert next(model.parameters()).dtype == torch.float32
     # the GGUF's output head is its own tensor, not the embeddings
     assert not torch.equal(model.get_output_embeddings().weight, model.get_input_embeddings().weight)
 
