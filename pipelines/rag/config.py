@@ -174,7 +174,10 @@ class RagPromptConfig(PromptConfig):
     user_template: str = "Fragmentos:\n{context}\n\nPregunta: {question}"
     chunk_template: str = "[{n}] ({section}) {text}"
     citation: str = "[{n}]"  # how an answer cites chunk n (answers are checked for "[n]")
-    answer_template: str = "{answer} {citation}."  # the training target of an answerable question
+    # the training target of an answerable question. Citation first: the first token then decides
+    # "answer" ([) against "refuse" (No), instead of one refusal token against many answer openings
+    # (answer first, greedy decoding refused 70% of answerable SQuAD-es test questions)
+    answer_template: str = "{citation} {answer}."
     refusal: str = "No encuentro esa información en los fragmentos"
     # each chunk is shown as its `snippet_words`-word window that shares most words with the question
     # (0 = the chunk's first max_chunk_words words): a 300-word manual chunk fits a small model's budget
@@ -190,8 +193,8 @@ class RaftConfig:
     # distractors: the BM25 ranking (retrieve.bm25) over the training articles' paragraphs, computed in the
     # tokenize stage itself, so that the retrieval knobs (alpha, top-k, embedders) never re-train the generator
     k: int = bounded(3, ge=2)  # chunks per example prompt
-    no_gold_share: float = bounded(0.3, ge=0.0, lt=1.0)  # share of examples with the gold removed -> refusal
-    train_examples: int = bounded(200, ge=1)
+    no_gold_share: float = bounded(0.25, ge=0.0, lt=1.0)  # share of examples with the gold removed -> refusal
+    train_examples: int = bounded(240, ge=1)
     val_examples: int = bounded(24, ge=1)
 
 

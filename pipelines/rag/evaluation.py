@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pipelines.core import tracking
 from pipelines.core.errors import PipelineError
@@ -68,7 +68,7 @@ def evaluate(cfg: DictConfig, run=None) -> None:
             write_jsonl(paths.metrics / "answers" / system / f"{qs}.jsonl", per)
     headline["best"] = _best([g for g in grid if g["role"] == "test"])
     headline["choice"] = {k: v for k, v in choice.items() if k not in ("candidates", "alpha_curve")}
-    headline["run"] = {k: cfg.run[k] for k in cfg.run}
+    headline["run"] = OmegaConf.to_container(cfg.run)
     headline["generator"] = cfg.model.key
     write_json(paths.metrics / "retrieval.json", grid)
     write_json(paths.metrics / "eval.json", headline)

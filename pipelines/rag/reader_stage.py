@@ -52,6 +52,7 @@ def reader_system(cfg: DictConfig, paths: TaskPaths, choice: dict):
         raise PipelineError(f"data.question_sets: the reader's threshold needs answerable and unanswerable tuning "
                             f"questions (role: tune; e.g. without_own_article: true); got {', '.join(tune) or 'none'}")
     threshold, how = RD.choose_threshold(scores, answerable)
+    how = {k: v for k, v in how.items() if k not in ("grid", "accuracies")}
     print(f"[rag:generate] reader threshold {threshold:.3f} chosen on {len(scores)} tuning questions "
           f"({', '.join(tune)}): {how}", file=sys.stderr)
     refusal = cfg.prompt.refusal
