@@ -124,7 +124,7 @@ class Bm25Config:
 class HybridConfig:
     method: str = choice("linear", "linear", "rrf")  # linear: alpha * minmax dense + (1 - alpha) * minmax BM25
     # dense weights compared in the grid (linear only); run.alpha picks the headline's
-    alphas: List[float] = bounded(factory=lambda: [0.3, 0.5, 0.7], ge=0.0, le=1.0)
+    alphas: List[float] = bounded(factory=lambda: [0.3, 0.5, 0.6, 0.7, 0.8, 0.9], ge=0.0, le=1.0)
     rrf_k: int = bounded(60, ge=0)
 
 
