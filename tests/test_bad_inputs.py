@@ -346,6 +346,13 @@ CASES = [
              {"id": "T#0", "title": "T", "context": CTX, "source": "squad", "n": 2, "k": 1, "reference_questions": []}) + "\n"),
              params(tmp, "qgen_es", ["evaluate.modes=[zero_shot]"]))[1],
          ("data/qgen_es/tokenized/tokenizer", "not found (run the tokenize stage first)"), "qgen_es_baselines"),
+    Case("qgen_es-judge-ratings-not-boolean", "qgen_es", "judge",
+         lambda tmp: params(tmp, "qgen_es", ["judge.ratings=" + str(write(tmp / "ratings.jsonl", json.dumps(
+             {"mode": "fine_tuned", "id": "T#0", "item": 1, "text": "¿Qué?", "usable": "sí"}) + "\n"))]),
+         ("ratings.jsonl", "line 1: expected an object with a boolean 'usable'"), "qgen_es_judge"),
+    Case("qgen_es-judge-dictionary-missing", "qgen_es", "judge",
+         lambda tmp: params(tmp, "qgen_es", [f"judge.spelling.dictionary={tmp / 'es_XX'}"]),
+         ("es_XX.dic", "Spanish dictionary not found", "hunspell-es"), "qgen_es_judge"),
     # ------------------------------------------------------------------------- rag
     Case("rag-download-checksum-mismatch", "rag", "download",
          lambda tmp: rag_params(tmp, sums_mismatch(tmp, "bash_manpage_es.txt",

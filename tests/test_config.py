@@ -146,7 +146,7 @@ def test_dvc_yaml_stage_params_exist_in_params_yaml():
 
 # experiment presets are written for some task families
 EXPERIMENT_TASKS = {"llama31_8b_qlora": ["instruct", "qgen_es"], "llama31_70b_qlora_fsdp": ["instruct", "qgen_es"],
-                    "rag_study_hub": ["rag"]}
+                    "rag_study_hub": ["rag"], "qgen_es_qwen": ["qgen_es"]}
 
 
 def test_every_experiment_preset_is_tested():
@@ -162,6 +162,9 @@ def test_experiment_presets_compose(task, experiment):
         q = cfg.model.quantization
         assert q.load_in_4bit and q.bnb_4bit_quant_type == "nf4" and q.bnb_4bit_use_double_quant
         assert q.bnb_4bit_compute_dtype == "bfloat16" and cfg.sft.gradient_checkpointing
+    if experiment == "qgen_es_qwen":  # the packaged fluent generator, a generation budget for its tokenizer
+        assert cfg.model.key == "qwen2.5-coder-0.5b" and cfg.model.source == "package"
+        assert cfg.evaluate.generation.max_new_tokens == 160
     if experiment == "rag_study_hub":
         hub = {cfg.embedders[e.embedder].hub_id for e in cfg.embeddings.values()}
         assert {"sentence-transformers/paraphrase-multilingual-mpnet-base-v2", "jinaai/jina-embeddings-v2-base-es"} <= hub

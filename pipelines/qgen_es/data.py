@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
 
 from omegaconf import DictConfig
 
 from pipelines.core.download import download as core_download
 from pipelines.core.errors import PipelineError
-from pipelines.core.io import atomic_path, read_jsonl, sha256_file, write_json, write_jsonl
-from pipelines.core.paths import TaskPaths
-from pipelines.core.squad import hub_to_squad
+from pipelines.core.io import atomic_path, read_json, read_jsonl, sha256_file, write_json, write_jsonl
+from pipelines.core.paths import TaskPaths, project_relative
+from pipelines.core.squad import clean_title, hub_to_squad
 
 from .examples import make_sft_examples, split_by_title
 from .sources import (
@@ -88,14 +89,34 @@ def clean(cfg: DictConfig, run=None) -> None:
                   f"dropped {dict(reasons)}, {stats['articles']} articles")
 
 
+def article_splits(cfg: DictConfig) -> dict[str, str]:
+    """Cleaned article title -> split, as extractive_qa split the same SQuAD-es file
+    (data.squad_split): the answerability judge (its fine-tuned model) never saw a test article."""
+    path = Path(cfg.paths.root) / cfg.data.squad_split
+    if not path.is_file() and not Path(cfg.data.squad_split).is_absolute():
+        path = project_relative(cfg.data.squad_split)  # a Hydra run dir reuses the project's split
+    if not path.is_file():
+        raise PipelineError(f"{path}: not found (data.squad_split; run `dvc repro extractive_qa_split`)")
+    stats = read_json(path)
+    try:
+        return {clean_title(t): name for name in SPLITS for t in stats[name]["titles"]}
+    except (KeyError, TypeError):
+        raise PipelineError(f"{path}: not a split_stats.json with train/val/test titles (data.squad_split)") from None
+
+
 def split(cfg: DictConfig, run=None) -> None:
     d, tp, seed = cfg.data, TaskPaths(cfg), cfg.runtime.seed
     paragraphs = read_jsonl(tp.data / "paragraphs.jsonl")
-    by_split = split_by_title(paragraphs, d.split.val, d.split.test, seed)
+    if d.squad_split:
+        which = article_splits(cfg)  # an article extractive_qa's split lacks trains here
+        by_split = {name: [p for p in paragraphs if which.get(p["title"], "train") == name] for name in SPLITS}
+    else:
+        by_split = split_by_title(paragraphs, d.split.val, d.split.test, seed)
     examples, stats = {}, {}
     for name in SPLITS:
         ex = make_sft_examples(by_split[name], d.n_questions, d.n_true_false, d.min_short,
-                               cfg.prompt.system_prompt, cfg.prompt.user_template, seed, d.tf_position)
+                               cfg.prompt.system_prompt, cfg.prompt.user_template, seed, d.tf_position,
+                               d.quoted_fallback)
         if d.full_only:
             ex = [e for e in ex if e["n"] == d.n_questions and e["k"] == d.n_true_false]
         if name == "train" and d.limit:

@@ -51,7 +51,7 @@ def _as_question(text: str) -> str | None:
 
 def make_sft_examples(paragraphs: Sequence[dict], n_questions: int, n_true_false: int, min_short: int,
                       system_prompt: str = DEFAULT_SYSTEM_PROMPT, user_template: str = DEFAULT_USER_TEMPLATE,
-                      seed: int = 0, tf_position: str = "random") -> list[dict]:
+                      seed: int = 0, tf_position: str = "random", quoted_fallback: bool = True) -> list[dict]:
     """One chat example per paragraph with enough questions.
 
     K pairs become T/F statements and up to N-K *other* pairs give the short questions. A
@@ -60,7 +60,9 @@ def make_sft_examples(paragraphs: Sequence[dict], n_questions: int, n_true_false
     would give it away. With too few questions the example gets its own smaller n and k
     (k = min(K, n - min_short)); the request always states the counts its target contains.
     Paragraphs that cannot have min_short short questions (and >= 1 T/F item when K > 0)
-    are skipped. Each paragraph has its own rng (seed + id), so filtering others changes nothing.
+    are skipped. quoted_fallback=False keeps only natural statements (never `Según el texto, la
+    respuesta a "<q>" es <a>`), so a paragraph without enough of them gets fewer T/F items.
+    Each paragraph has its own rng (seed + id), so filtering others changes nothing.
     """
     if n_questions < 1 or not 0 <= n_true_false <= n_questions or min_short < 0:
         raise PipelineError(f"qgen_es: need n_questions >= 1, 0 <= n_true_false <= n_questions, min_short >= 0 "
@@ -91,7 +93,8 @@ def make_sft_examples(paragraphs: Sequence[dict], n_questions: int, n_true_false
             if len(tf) == k_goal:
                 break
             if made := make_true_false(pairs[i][1], by_title[p["title"]], rng):
-                tf.append((i, *made))
+                if quoted_fallback or natural_statement(pairs[i][0], pairs[i][1]["answer"] or ""):
+                    tf.append((i, *made))
         if n_true_false and not tf:
             continue
         k = len(tf)

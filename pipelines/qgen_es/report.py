@@ -17,8 +17,105 @@ METRICS = [("count_ok", "count exact", True), ("tf_ok", "T/F count exact", True)
            ("leakage", "answer leakage", False), ("near_duplicate_rate", "near-duplicates", False),
            ("grounding", "grounding", True), ("terminated", "terminated", True),
            ("rouge_l", "ROUGE-L vs refs", True), ("bleu", "BLEU vs refs", True)]
+# quality.json (judge stage): (key, header), every value a mean over inputs with its 95% interval
+QUALITY = [("usable", "usable items"), ("items_all_valid", "all words valid"), ("answerable", "short answerable"),
+           ("statements_supported", "statements supported"), ("statements_true", "… as true"),
+           ("statements_false_swap", "… as one-swap false"), ("distinct_openings", "distinct openings"),
+           ("count_ok", "count exact"), ("tf_ok", "T/F count exact"), ("near_duplicate_rate", "near-duplicates"),
+           ("terminated", "terminated")]
 MODE_NAMES = {"zero_shot": "zero-shot", "system_prompt": "system prompt", "few_shot": "few-shot",
               "fine_tuned": "fine-tuned"}
+
+
+def _ci(row: dict, key: str) -> str:
+    v, ci = row.get(key), row.get(f"{key}_ci")
+    if v is None:
+        return "–"
+    return f"{v:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci and None not in ci else f"{v:.2f}"
+
+
+def quality_section(page, q: dict, order: list[str], gens: list[dict]) -> str:
+    """The judge's table (every mode + the reference questions), its threshold and the hand-rating
+    agreement; returns the verdict sentence."""
+    modes = q.get("modes", {})
+    rows = [[MODE_NAMES.get(m, m), modes[m].get("n"), *(_ci(modes[m], k) for k, _ in QUALITY)]
+            for m in order if m in modes]
+    ref = q.get("reference", {})
+    rows.append(["SQuAD-es reference questions", ref.get("n"), *(_ci(ref, k) for k, _ in QUALITY)])
+    thr = q.get("answerability_threshold", {})
+    cal = thr.get("calibration", {})
+    hr = q.get("hand_ratings", {})
+    agree = (f"The automatic verdict (usable = all words valid and answerable/supported) agrees with the committed "
+             f"hand ratings on {hr['agreement']:.0%} [{hr['agreement_ci'][0]:.0%}, {hr['agreement_ci'][1]:.0%}] of "
+             f"{hr['matched']} rated items (hand: {hr['hand_usable']:.0%} usable, automatic: {hr['auto_usable']:.0%}; "
+             f"{hr['false_accept']} accepted that the reader rejected, {hr['false_reject']} the reverse)."
+             if hr.get("agreement") is not None else
+             f"No hand rating matches the current generations ({hr.get('rated', 0)} rated items).")
+    tr = q.get("training_true_false", {})
+    fb = (f"Training targets: {tr.get('statements')} true/false statements, {_pct(tr.get('fallback_share'))} of them "
+          f"the quoted fallback (all words valid: {_pct(tr.get('fallback_all_valid'))}; natural statements: "
+          f"{_pct(tr.get('natural_all_valid'))}).")
+    page.add("What a teacher would keep", H.table(["mode", "texts", *(h for _, h in QUALITY)], rows),
+             H.p("Means over the held-out inputs with bootstrap 95% intervals. All words valid: every word of the "
+                 "item is known to Hunspell (hunspell-es, inflections included) or occurs in the source text "
+                 "(names). Short answerable: extractive_qa's fine-tuned model answers the question from the text "
+                 f"with a score ≥ {thr.get('value', float('nan')):.3f} ({thr.get('rank_by')}), the threshold with "
+                 f"the best accuracy ({_pct(cal.get('accuracy'))}) on {cal.get('n')} validation-paragraph pairs "
+                 "(each question asked of its own paragraph vs of another article's). Statements supported: one "
+                 "sentence of the text holds every content word (true) or all but one swapped run of them (false). "
+                 "Distinct openings: share of distinct first three words in a list. What these cannot see: whether "
+                 "a question is worth asking, whether a false statement is plausible, grammar beyond single words.",
+                 "muted"), H.p(agree), H.p(fb, "muted"), anchor="quality")
+    if gens:
+        flagged = [(g, it) for g in gens if g["mode"] == "fine_tuned" for it in g["items"] if not it["usable"]][:12]
+        if flagged:
+            page.add("Fine-tuned items the checks reject (first 12)",
+                     H.table(["text", "input", "why"],
+                             [[it["text"], g["title"], _why(it)] for g, it in flagged]), anchor="rejected")
+    ft = modes.get("fine_tuned", {})
+    return (f"Fine-tuned: {_ci(ft, 'usable')} of items usable (all words valid {_ci(ft, 'items_all_valid')}, "
+            f"reference questions {_ci(ref, 'items_all_valid')}; short answerable {_ci(ft, 'answerable')}; "
+            f"statements supported {_ci(ft, 'statements_supported')}). ")
+
+
+def compare_section(page, q: dict, others: dict[str, str], order: list[str]) -> None:
+    """This run beside other generators' judged runs (evaluate.compare), mode by mode."""
+    from pipelines.core.paths import project_relative
+
+    keys = [k for k in QUALITY if k[0] in ("usable", "items_all_valid", "answerable", "statements_supported",
+                                           "count_ok", "tf_ok", "near_duplicate_rate", "terminated")]
+    runs = {q.get("model", "this run"): q}
+    notes = []
+    for name, path in others.items():
+        other = H.optional(project_relative(path))
+        if other is None:
+            notes.append(f"{name}: {path} not found")
+            continue
+        if other.get("input_ids") != q.get("input_ids"):
+            notes.append(f"{name}: judged on other inputs than this run ({path})")
+        runs[name] = other
+    rows = [[name, MODE_NAMES.get(m, m), *(_ci(r["modes"][m], k) for k, _ in keys)]
+            for m in order for name, r in runs.items() if m in r.get("modes", {})]
+    ref = q.get("reference", {})
+    rows.append(["SQuAD-es reference questions", "", *(_ci(ref, k) for k, _ in keys)])
+    page.add("Generators side by side", H.table(["generator", "mode", *(h for _, h in keys)], rows),
+             H.p("Same held-out inputs, same checks and thresholds; "
+                 + "; ".join([f"{n}: {p}" for n, p in others.items()] + notes) + ".", "muted"), anchor="generators")
+
+
+def _why(it: dict) -> str:
+    why = []
+    if not it["all_valid"]:
+        why.append("unknown words: " + ", ".join(it["unknown_words"]))
+    if it["kind"] == "short" and not it.get("answerable"):
+        why.append("not answerable from the text")
+    if it["kind"] == "true_false" and it.get("support") == "unsupported":
+        why.append("no sentence supports it (missing: " + ", ".join(it.get("missing") or []) + ")")
+    return "; ".join(why)
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{v:.0%}"
 
 
 def _check(test, where: str) -> dict:
@@ -59,7 +156,14 @@ def report(cfg: DictConfig, run=None) -> None:
         return H.table(["mode", "texts", *(h for _, h, _ in METRICS)], body)
 
     sources = sorted({s for m in modes.values() for s in m["by_source"]})
-    page = H.Page(f"Report: {cfg.task.name}", cfg.task.description, verdict)
+    quality = H.optional(tp.metrics / "quality.json")
+    gens = H.optional(tp.metrics / "generations.jsonl", read_jsonl) or []
+    page = H.Page(f"Report: {cfg.task.name}", cfg.task.description, "")
+    if quality:
+        verdict = quality_section(page, quality, order, gens) + verdict
+        if cfg.report.compare:
+            compare_section(page, quality, dict(cfg.report.compare), order)
+    page.lead = verdict
     page.add("Question quality per mode", table_for(None),
              *(x for s in sources for x in (H.h3({"squad": "Held-out SQuAD-es paragraphs (with reference questions)",
                                                   "wiki": "Wikipedia biographies (no references)"}.get(s, s)),
@@ -95,7 +199,10 @@ def report(cfg: DictConfig, run=None) -> None:
                  H.p(f"Generation inputs: {stats.get('inputs')}. Splits by article.", "muted"), anchor="data")
     page.add("Config", H.config_block(cfg), anchor="config")
     html_path = tp.reports / "index.html"
-    md = "\n".join([f"# Report: {cfg.task.name}", "", verdict, "",
+    md = "\n".join([f"# Report: {cfg.task.name}", "", verdict, "", *(
+        [H.markdown_table(["mode", *(h for _, h in QUALITY)],
+                          [[MODE_NAMES.get(m, m), *(_ci(quality["modes"][m], k) for k, _ in QUALITY)]
+                           for m in order if m in quality.get("modes", {})]), ""] if quality else []),
                     H.markdown_table(["mode", *(h for _, h, _ in METRICS)],
                                      [[MODE_NAMES.get(m, m), *(modes[m]["test"].get(k) for k, _, _ in METRICS)]
                                       for m in order]), f"Full report: {html_path}", ""])
